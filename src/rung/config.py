@@ -1,0 +1,329 @@
+"""rung.yaml: the project file, as pydantic models.
+
+`load_config(path)` reads and validates it. Every error names the file, the line, the key path
+and what was expected; unknown keys are errors with a "did you mean". Paths in the file are
+resolved relative to the file's folder.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from rung.errors import ConfigError
+
+EMBEDDED_LLM = "embedded:smollm2-135m-instruct"
+EMBEDDED_EMBEDDER = "embedded:all-minilm-l6-v2"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Price(_Strict):
+    """Price per 1k tokens, in the currency of your choice (zero for local models)."""
+
+    input_per_1k: float = Field(0.0, ge=0)
+    output_per_1k: float = Field(0.0, ge=0)
+
+
+class ModelConfig(_Strict):
+    """A model: `local` (transformers; a HF folder, a GGUF file, a hub id or an embedded model)
+    or `openai` (any OpenAI-compatible endpoint)."""
+
+    backend: Literal["local", "openai"] = "local"
+    # local
+    path: str = EMBEDDED_LLM
+    gguf_file: str | None = None
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    device: str = "auto"
+    max_batch_size: int = Field(8, ge=1)
+    adapters: dict[str, str] = Field(default_factory=dict)
+    # openai
+    base_url: str | None = None
+    model: str | None = None
+    api_key_env: str | None = None
+    concurrency: int = Field(4, ge=1)
+    timeout_s: float = Field(60.0, gt=0)
+    max_retries: int = Field(3, ge=0)
+    # both
+    price: Price = Field(default_factory=Price)
+    self_hosted: bool | None = None  # None: local -> True, endpoint -> False unless set
+
+    @model_validator(mode="after")
+    def _check_backend(self) -> ModelConfig:
+        if self.backend == "openai":
+            if not self.base_url:
+                raise ValueError("backend 'openai' needs base_url (e.g. http://127.0.0.1:8000/v1)")
+            if not self.model:
+                raise ValueError("backend 'openai' needs model (the endpoint's model name)")
+        return self
+
+    @property
+    def is_self_hosted(self) -> bool:
+        if self.self_hosted is not None:
+            return self.self_hosted
+        return self.backend == "local"
+
+
+class GenerationConfig(_Strict):
+    max_new_tokens: int = Field(256, ge=1)
+    temperature: float = Field(0.0, ge=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    seed: int = 0
+    stop: list[str] = Field(default_factory=list)
+
+
+class CandidateConfig(_Strict):
+    """The full recipe for answering at one level. Level 0 is model + prompt (+ retrieval,
+    schema, tools); an adapter makes it level 1; fine-tuned weights (level: 2) make it level 2."""
+
+    model: str = "default"
+    adapter: str | None = None
+    system_prompt: str = ""
+    generation: GenerationConfig = Field(default_factory=GenerationConfig)
+    level: int | None = Field(None, ge=0, le=2)
+    description: str = ""
+
+    @property
+    def effective_level(self) -> int:
+        if self.level is not None:
+            return self.level
+        return 1 if self.adapter else 0
+
+
+class ScorerSpec(BaseModel):
+    """A scorer in a suite: `type` names a registered scorer; other keys are its parameters."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str
+
+
+class SuiteConfig(_Strict):
+    path: str
+    scorers: list[ScorerSpec] = Field(default_factory=list)
+    description: str = ""
+
+    @field_validator("scorers", mode="before")
+    @classmethod
+    def _names_to_specs(cls, v: Any) -> Any:
+        if isinstance(v, list):
+            return [{"type": s} if isinstance(s, str) else s for s in v]
+        return v
+
+
+class Threshold(_Strict):
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> Threshold:
+        if self.min is None and self.max is None:
+            raise ValueError("a threshold needs min or max")
+        return self
+
+
+class GateConfig(_Strict):
+    """Thresholds that decide pass/fail of a run (`rung compare --fail-on-regression`, CI)."""
+
+    thresholds: dict[str, Threshold] = Field(default_factory=dict)
+    allow_not_measured: list[str] = Field(default_factory=list)
+    alpha: float = Field(0.05, gt=0, lt=1)
+
+
+class Constraints(_Strict):
+    """The framework's four questions."""
+
+    p95_latency_ms: float | None = Field(None, gt=0)
+    cost_per_1k_requests: float | None = Field(None, ge=0)
+    requests_per_month: int | None = Field(None, ge=0)
+    data_may_leave_network: bool = True
+    policy_changes_per_month: float = Field(0.0, ge=0)
+    task_success_target: float = Field(0.8, ge=0, le=1)
+    hallucination_bound: float = Field(0.03, ge=0, le=0.05)
+    min_cases_per_tag: int = Field(10, ge=1)
+
+
+class PathsConfig(_Strict):
+    store: str = ".rung/rung.db"
+    cache: str = ".rung/cache.db"
+    artifacts: str = ".rung/artifacts"
+
+
+class RungConfig(_Strict):
+    project: str = "rung-project"
+    models: dict[str, ModelConfig] = Field(default_factory=lambda: {"default": ModelConfig()})
+    candidates: dict[str, CandidateConfig] = Field(default_factory=dict)
+    suites: dict[str, SuiteConfig] = Field(default_factory=dict)
+    gate: GateConfig = Field(default_factory=GateConfig)
+    constraints: Constraints = Field(default_factory=Constraints)
+    paths: PathsConfig = Field(default_factory=PathsConfig)
+    schemas: dict[str, str] = Field(default_factory=dict)  # name -> JSON Schema file or "module:PydanticModel"
+    embedder: str = EMBEDDED_EMBEDDER
+    judge: str | None = None  # name of a model in `models` used as LLM judge
+
+    # set by load_config, not part of the file
+    root: Path = Field(default=Path("."), exclude=True)
+    source: Path | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="after")
+    def _check_refs(self) -> RungConfig:
+        for name, cand in self.candidates.items():
+            if cand.model not in self.models:
+                raise ValueError(
+                    f"candidates.{name}.model: no model named {cand.model!r}"
+                    f"{_did_you_mean(cand.model, self.models)}; models are {sorted(self.models)}")
+            model = self.models[cand.model]
+            if cand.adapter and model.backend == "local" and cand.adapter not in model.adapters:
+                raise ValueError(
+                    f"candidates.{name}.adapter: model {cand.model!r} has no adapter "
+                    f"{cand.adapter!r}{_did_you_mean(cand.adapter, model.adapters)}")
+        if self.judge and self.judge not in self.models:
+            raise ValueError(f"judge: no model named {self.judge!r}{_did_you_mean(self.judge, self.models)}")
+        return self
+
+    def resolve(self, path: str | Path) -> Path:
+        """A path from the file, relative to the file's folder."""
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else (self.root / p)
+
+    def candidate(self, name: str | None) -> tuple[str, CandidateConfig]:
+        """The named candidate; with None, the only one (or a bare one over the default model)."""
+        if name is None:
+            if len(self.candidates) == 1:
+                return next(iter(self.candidates.items()))
+            if not self.candidates:
+                first = next(iter(self.models))
+                return "bare", CandidateConfig(model=first)
+            raise ConfigError(
+                f"{self.source}: several candidates ({', '.join(self.candidates)}); pick one with --candidate")
+        if name not in self.candidates:
+            raise ConfigError(
+                f"{self.source}: no candidate named {name!r}{_did_you_mean(name, self.candidates)}; "
+                f"candidates are {', '.join(self.candidates) or '(none)'}")
+        return name, self.candidates[name]
+
+    def suite(self, name: str | None) -> tuple[str, SuiteConfig]:
+        if name is None:
+            if len(self.suites) == 1:
+                return next(iter(self.suites.items()))
+            if not self.suites:
+                raise ConfigError(f"{self.source}: no suites defined")
+            raise ConfigError(f"{self.source}: several suites ({', '.join(self.suites)}); pick one with --suite")
+        if name not in self.suites:
+            raise ConfigError(
+                f"{self.source}: no suite named {name!r}{_did_you_mean(name, self.suites)}")
+        return name, self.suites[name]
+
+
+# ---------------------------------------------------------------- loading with good errors
+
+def _did_you_mean(word: str, options: Any) -> str:
+    match = difflib.get_close_matches(str(word), [str(o) for o in options], n=1, cutoff=0.6)
+    return f" (did you mean {match[0]!r}?)" if match else ""
+
+
+def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
+    """Field names (and aliases) of the pydantic model reached by following loc from `model`."""
+    current: Any = model
+    for part in loc[:-1]:
+        if not (isinstance(current, type) and issubclass(current, BaseModel)):
+            return []
+        field = current.model_fields.get(str(part))
+        if field is None:
+            # dict[str, Model] values: the annotation's args
+            continue
+        current = _inner_model(field.annotation)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return [n for n, f in current.model_fields.items() if not f.exclude]
+    return []
+
+
+def _inner_model(annotation: Any) -> Any:
+    args = getattr(annotation, "__args__", None)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if args:
+        for a in reversed(args):
+            inner = _inner_model(a)
+            if inner is not None:
+                return inner
+    return None
+
+
+def _line_of(node: yaml.Node | None, loc: tuple) -> int | None:
+    """1-based line of the YAML node at key path loc (or of its nearest existing parent)."""
+    line = None
+    for part in loc:
+        if node is None:
+            break
+        line = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            nxt = None
+            for k, v in node.value:
+                if str(k.value) == str(part):
+                    line = k.start_mark.line + 1
+                    nxt = v
+                    break
+            node = nxt
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            break
+    return line
+
+
+def format_validation_error(err: ValidationError, source: str, root_node: yaml.Node | None,
+                            model: type[BaseModel] = RungConfig) -> str:
+    lines = []
+    for e in err.errors():
+        loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        key = ".".join(str(p) for p in loc) or "(top level)"
+        line = _line_of(root_node, loc)
+        where = f"{source}:{line}" if line else source
+        if e["type"] == "extra_forbidden":
+            hint = _did_you_mean(str(loc[-1]), _allowed_keys(model, loc))
+            allowed = _allowed_keys(model, loc)
+            msg = f"unknown key {str(loc[-1])!r}{hint}"
+            if not hint and allowed:
+                msg += f"; expected one of: {', '.join(allowed)}"
+        else:
+            msg = e["msg"].removeprefix("Value error, ")
+            if e["type"] not in ("value_error", "assertion_error") and "input" in e:
+                msg += f" (got {e['input']!r})" if not isinstance(e["input"], dict) else ""
+        lines.append(f"{where}: {key}: {msg}")
+    return "\n".join(lines)
+
+
+def load_config(path: str | Path) -> RungConfig:
+    """Read and validate a rung.yaml. Raises ConfigError with file:line: key: what was expected."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "rung.yaml"
+    if not p.exists():
+        raise ConfigError(f"{p}: no such file (create one with `rung init DIR`)")
+    text = p.read_text(encoding="utf-8")
+    try:
+        node = yaml.compose(text)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{p}:{mark.line + 1}" if mark else str(p)
+        raise ConfigError(f"{where}: not valid YAML: {getattr(e, 'problem', e)}") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}:1: expected a mapping of keys (project, models, candidates, ...), "
+                          f"got {type(data).__name__}")
+    try:
+        cfg = RungConfig.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(format_validation_error(e, str(p), node)) from None
+    cfg.root = p.parent.resolve()
+    cfg.source = p
+    return cfg

@@ -1,0 +1,39 @@
+"""Typed errors. The library raises these; the CLI prints their message on one line."""
+
+from __future__ import annotations
+
+
+class RungError(Exception):
+    """Base class of every error rung raises on purpose (bad input, missing file, ...)."""
+
+
+class ConfigError(RungError):
+    """rung.yaml (or a file it points at) is malformed."""
+
+
+class ModelError(RungError):
+    """A model could not be loaded or failed to generate."""
+
+
+class ModelNotFoundError(ModelError):
+    """The model file or folder does not exist."""
+
+
+class AdapterError(ModelError):
+    """An adapter is missing, for another base model, or matches no module."""
+
+
+class EndpointError(ModelError):
+    """An OpenAI-compatible endpoint is unreachable or answered with an error."""
+
+
+class SuiteError(RungError):
+    """A suite file has bad cases (the message names file, line and field)."""
+
+
+class StoreError(RungError):
+    """The run store could not be read or written, or a run id is unknown."""
+
+
+class ScorerError(RungError):
+    """A scorer is misconfigured (unknown name, bad parameters)."""
