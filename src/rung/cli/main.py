@@ -40,15 +40,15 @@ def _main(
     _state.DEBUG = debug or _state.DEBUG
 
 
-def _register() -> None:
-    from rung.cli import commands_core  # noqa: F401  (registers init, models, ask, demo)
+# command groups, one module each; each registers its commands on `app` when imported
+COMMAND_MODULES = ("project", "models", "ask", "evals", "demo")
 
-    for mod in ("commands_eval",):
-        try:
-            __import__(f"rung.cli.{mod}")
-        except ModuleNotFoundError as e:  # a command group still being written
-            if e.name != f"rung.cli.{mod}":
-                raise
+
+def _register() -> None:
+    import importlib
+
+    for mod in COMMAND_MODULES:
+        importlib.import_module(f"rung.cli.{mod}")
 
 
 def run() -> None:
@@ -78,7 +78,3 @@ def run() -> None:
         _state.err_console().print(Text.assemble(("error: ", "bold red"), str(e)))
         rc = 1
     sys.exit(rc if isinstance(rc, int) else 0)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    run()

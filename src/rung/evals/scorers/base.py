@@ -27,6 +27,7 @@ class ScoreContext:
     judge_id: str = ""
     price_in_per_1k: float = 0.0
     price_out_per_1k: float = 0.0
+    schemas: dict[str, Any] = field(default_factory=dict)  # name -> JSON Schema dict or pydantic model class
     _embedder: Any = field(default=None, repr=False)
 
     @property
