@@ -156,7 +156,9 @@ class Stub:
 @contextmanager
 def serve(state: StubState, *, start_timeout_s: float = 10.0) -> Iterator[str]:
     """Run the stub on 127.0.0.1 (free port) in a thread; yields its base URL (".../v1")."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # proto must be IPPROTO_TCP (not 0): asyncio only turns Nagle off (TCP_NODELAY) on sockets
+    # that say so, and with Nagle on every answer waits ~40 ms for a delayed ACK
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]

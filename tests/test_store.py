@@ -163,3 +163,9 @@ def test_any_sqlalchemy_url(tmp_path):
     run = s.create_run(info())
     assert s.get_run(run.id).info.candidate == "L0"
     s.close()
+
+
+def test_bad_urls_are_store_errors_without_the_password():
+    with pytest.raises(StoreError) as e:
+        RunStore("postgresql+nodriver://user:s3cret@127.0.0.1:1/runs")
+    assert "s3cret" not in str(e.value) and "cannot open the run store" in str(e.value)

@@ -78,6 +78,38 @@ class GenerationConfig(_Strict):
     stop: list[str] = Field(default_factory=list)
 
 
+class CorpusConfig(_Strict):
+    """A folder of documents (Markdown, text, HTML, PDF, JSONL records) to retrieve from."""
+
+    path: str
+    chunk_tokens: int = Field(200, ge=16)
+    chunk_overlap: int = Field(40, ge=0)
+    embedder: str | None = None  # default: the project's `embedder`
+    index_dir: str | None = None  # default: .rung/index/<corpus name>
+
+
+class RetrievalConfig(_Strict):
+    """How a candidate retrieves context. Filter values may use Jinja over the case's metadata,
+    e.g. {jurisdiction: ["{{ jurisdiction }}", global]}; a list is a set; {from:, to:} a range."""
+
+    corpus: str = "default"
+    mode: Literal["hybrid", "bm25", "dense"] = "hybrid"
+    top_k: int = Field(4, ge=1)
+    fetch_k: int = Field(30, ge=1)
+    filters: dict[str, Any] = Field(default_factory=dict)
+    reranker: str = "none"  # none | embedding | llm | cross-encoder:PATH
+    context_tokens: int = Field(800, ge=32)
+
+
+class PromptConfig(_Strict):
+    """The system prompt assembled from named, versioned blocks (files in `prompt_blocks`).
+    Block names may use Jinja over case metadata, e.g. "jurisdiction-{{ jurisdiction }}"."""
+
+    blocks: list[str] = Field(default_factory=list)
+    template: str | None = None  # a Jinja template file; default: blocks joined, then context
+    variables: dict[str, str] = Field(default_factory=dict)
+
+
 class CandidateConfig(_Strict):
     """The full recipe for answering at one level. Level 0 is model + prompt (+ retrieval,
     schema, tools); an adapter makes it level 1; fine-tuned weights (level: 2) make it level 2."""
@@ -88,6 +120,14 @@ class CandidateConfig(_Strict):
     generation: GenerationConfig = Field(default_factory=GenerationConfig)
     level: int | None = Field(None, ge=0, le=2)
     description: str = ""
+    # level 0 parts (all optional)
+    prompt: PromptConfig | None = None
+    retrieval: RetrievalConfig | None = None
+    output_schema: str | None = Field(None, alias="schema")  # a name in `schemas`
+    schema_retries: int = Field(2, ge=0)
+    constrained_decoding: bool = False
+    tools: list[str] = Field(default_factory=list)  # calculator | policy_lookup | phrases
+    require_citations: bool = False
 
     @property
     def effective_level(self) -> int:
@@ -162,6 +202,9 @@ class RungConfig(_Strict):
     gate: GateConfig = Field(default_factory=GateConfig)
     constraints: Constraints = Field(default_factory=Constraints)
     paths: PathsConfig = Field(default_factory=PathsConfig)
+    knowledge: dict[str, CorpusConfig] = Field(default_factory=dict)
+    prompt_blocks: str = "policies"  # folder of prompt block files (name = file stem)
+    tool_data: dict[str, str] = Field(default_factory=dict)  # policy_lookup / phrases -> YAML file
     schemas: dict[str, str] = Field(default_factory=dict)  # name -> JSON Schema file or "module:PydanticModel"
     embedder: str = EMBEDDED_EMBEDDER
     judge: str | None = None  # name of a model in `models` used as LLM judge
@@ -182,6 +225,14 @@ class RungConfig(_Strict):
                 raise ValueError(
                     f"candidates.{name}.adapter: model {cand.model!r} has no adapter "
                     f"{cand.adapter!r}{_did_you_mean(cand.adapter, model.adapters)}")
+            if cand.retrieval and cand.retrieval.corpus not in self.knowledge:
+                raise ValueError(
+                    f"candidates.{name}.retrieval.corpus: no corpus named {cand.retrieval.corpus!r} under "
+                    f"`knowledge`{_did_you_mean(cand.retrieval.corpus, self.knowledge)}")
+            if cand.output_schema and cand.output_schema not in self.schemas:
+                raise ValueError(
+                    f"candidates.{name}.schema: no schema named {cand.output_schema!r} under "
+                    f"`schemas`{_did_you_mean(cand.output_schema, self.schemas)}")
         if self.judge and self.judge not in self.models:
             raise ValueError(f"judge: no model named {self.judge!r}{_did_you_mean(self.judge, self.models)}")
         return self
@@ -239,7 +290,7 @@ def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
             continue
         current = _inner_model(field.annotation)
     if isinstance(current, type) and issubclass(current, BaseModel):
-        return [n for n, f in current.model_fields.items() if not f.exclude]
+        return [f.alias or n for n, f in current.model_fields.items() if not f.exclude]
     return []
 
 

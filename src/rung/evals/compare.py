@@ -178,7 +178,8 @@ def paired_p_value(xa: np.ndarray, xb: np.ndarray, binary: bool) -> tuple[float,
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         res = stats.wilcoxon(xb, xa, zero_method="wilcox", alternative="two-sided")
-    return float(res.pvalue), "wilcoxon"
+    p = float(res.pvalue)
+    return (1.0 if np.isnan(p) else p), "wilcoxon"
 
 
 def _metric_delta(name: str, hib: bool, xa: np.ndarray, xb: np.ndarray, binary: bool,

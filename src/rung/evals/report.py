@@ -131,8 +131,8 @@ def severity(r: CaseResult) -> float:
 
 def failing_cases(run: RunResult, limit: int = 50) -> dict[str, Any]:
     """The failing results of a run, worst first, as a view for the template."""
-    failed = [r for r in run.results if severity(r) > 0]
-    failed.sort(key=lambda r: (-severity(r), r.case.id, r.epoch))
+    scored = [(severity(r), i, r) for i, r in enumerate(run.results)]
+    failed = [r for sev, _, r in sorted(scored, key=lambda t: (-t[0], t[1])) if sev > 0]
     return {"run_id": run.info.id, "total": len(failed),
             "items": [_failure_view(r) for r in failed[:limit]]}
 

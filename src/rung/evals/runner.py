@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rung.errors import StoreError
+from rung.errors import ConfigError, StoreError
 from rung.evals.scorers.base import ScoreContext, Scorer, build_scorer
 from rung.evals.types import Case, CaseResult, RunInfo, RunResult, Score
 from rung.pipeline.answer import Answer
@@ -60,7 +60,7 @@ def make_context(config: RungConfig, candidate: str | None = None) -> ScoreConte
     def embedder_factory() -> Any:
         from rung.models.embedded import load_embedder
 
-        return load_embedder(config.embedder)
+        return load_embedder(config.embedder, config.root)
 
     judge, judge_id = None, ""
     if config.judge:
@@ -153,9 +153,9 @@ def run_suite(pipeline: Pipeline, suite: Suite, scorers: list[Scorer], ctx: Scor
 
     progress(done, total) counts case-epochs; run_metadata is stored with the run."""
     if epochs < 1:
-        raise ValueError(f"epochs must be at least 1, got {epochs}")
+        raise ConfigError(f"epochs must be at least 1, got {epochs}")
     if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        raise ConfigError(f"batch_size must be at least 1, got {batch_size}")
     info = _resumed_run(pipeline, suite, store, resume) if resume else None
     if info is None:
         info = _new_run(pipeline, suite, ctx, store, epochs, batch_size, run_metadata, project)
@@ -188,6 +188,7 @@ def run_suite(pipeline: Pipeline, suite: Suite, scorers: list[Scorer], ctx: Scor
         except StoreError:
             pass  # the original error says more than a store that cannot be written
         raise
+    info.metadata.pop("error", None)  # from an earlier, failed attempt of a resumed run
     _close(store, info, "finished", time.perf_counter() - t0)
     return _in_suite_order(store.get_run(info.id), suite)
 

@@ -1,0 +1,298 @@
+"""Train examples in the harder formats: long rambling messages, Spanish / French / German,
+multi-turn chats and structured triage (JSON validated by schemas/triage.json)."""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+from train_common import REFUSE, ex
+
+Example = dict[str, Any]
+
+_OPENERS = [
+    "Hi there, sorry in advance for the long message.",
+    "Hello Havrel, I hope you're having a better week than I am.",
+    "Good morning. I'll try to keep this short, but I probably won't.",
+    "Hi! First time writing to support, so bear with me.",
+]
+_ASIDES = [
+    "We've just had the kitchen redone and everything is covered in dust.",
+    "My partner thinks I spend too much time on gadgets, which is fair.",
+    "The cat has decided the router is the warmest spot in the house.",
+    "I'm typing this on my phone from the train, so forgive any typos.",
+    "My teenage son says I should just ask a chatbot, so here I am.",
+    "Our previous provider's support line kept me on hold for forty minutes last year.",
+    "We're hosting my in-laws for two weeks, so the house is full.",
+    "I work shifts at the hospital, so I can only deal with this on weekends.",
+    "The weather has been awful and the heating has been on non-stop.",
+    "I already searched the help pages but got a bit lost between versions.",
+]
+_CLOSERS = ["Thanks a lot!", "Cheers, and thanks for reading all that.", "Thank you in advance.", "Best regards."]
+
+_LONG_CORES = [
+    ("The room sensor I ordered arrived in Nantes with the box crushed and the sensor cracked. What do I do?",
+     "Report the damage with photos within 14 days of delivery, and we replace the sensor free of charge [shipping-eu].",
+     ["shipping-eu"], ["14 days"], "EU", "thermostat", "shipping"),
+    ("I bought an annual Vault Basic plan 12 days ago in Michigan and no longer need it. Can I get all my money back?",
+     "Yes. In the US an annual plan is fully refunded if you cancel within 30 days of the purchase [subscription-cancellation-us-v2].",
+     ["subscription-cancellation-us-v2"], ["30 days"], "US", "storage", "cancellation"),
+    ("Coffee went all over the Arc R6 on my desk in Ohio. Does the warranty cover that?",
+     "No. Physical or liquid damage is not covered by the US limited warranty [warranty-us-v2].",
+     ["warranty-us-v2"], ["liquid damage"], "US", "router", "warranty_claim"),
+    ("Can I get express delivery of an Arc R6 to my parents in Rome?",
+     "No. Express is not available in Italy; standard shipping delivers in 2 to 4 business days [shipping-eu].",
+     ["shipping-eu"], ["2 to 4 business days"], "EU", "router", "shipping"),
+    ("How do I switch on two-step verification on my Havrel account?",
+     "Turn it on in the app under Settings > Security, with an authenticator app or SMS codes [account-security].",
+     ["account-security"], ["Settings > Security"], None, "all", "account_access"),
+    ("I deleted some invoices from Vault Basic about three weeks ago. Are they recoverable?",
+     "Yes. On Vault Basic deleted files stay in the recycle bin for 30 days; restore them from the web app under Recycle bin "
+     "[troubleshoot-storage].", ["troubleshoot-storage"], ["30 days"], None, "storage", "technical_support"),
+    ("The new Ember T2 in our Boise house shows C0 on the screen. What is it telling me?",
+     "C0 means the thermostat lacks power: it needs a C-wire, or the Havrel power adapter from the box "
+     "[troubleshoot-thermostat].", ["troubleshoot-thermostat"], ["power adapter"], "US", "thermostat", "technical_support"),
+    ("What does Care+ cost in Belgium and can I chat with you at night with it?",
+     "Care+ costs EUR 4.99 per month and includes 24/7 chat [pricing-eu-2026] [support-plans].",
+     ["pricing-eu-2026", "support-plans"], ["EUR 4.99", "24/7"], "EU", "all", "billing"),
+    ("My package to Tulsa hasn't moved in tracking for 8 days. What happens now?",
+     "We open a trace with the carrier; if the package is not found within 5 business days, we ship a replacement or refund "
+     "you [shipping-us].", ["shipping-us"], ["5 business days"], "US", "all", "shipping"),
+    ("We rent out a room to guests. Can they use the Wi-Fi without seeing our own devices?",
+     "Yes. Turn on the guest network in the Havrel app: a separate Wi-Fi that cannot see your own devices [faq-router].",
+     ["faq-router"], ["guest network"], None, "router", "technical_support"),
+    ("Where exactly are Vault files of American customers kept, and are they encrypted?",
+     "In Oregon, encrypted at rest with AES-256 and in transit with TLS [faq-storage].",
+     ["faq-storage"], ["Oregon", "AES-256"], "US", "storage", "technical_support"),
+    ("Does the heating schedule on the Ember T2 survive a factory reset?",
+     "No. A factory reset (hold the dial for 20 seconds) erases schedules and settings [troubleshoot-thermostat].",
+     ["troubleshoot-thermostat"], ["20 seconds"], None, "thermostat", "technical_support"),
+]
+
+
+def long_context(rng: random.Random) -> list[Example]:
+    out = []
+    for core, ref, sources, must, juris, product, intent in _LONG_CORES:
+        asides = rng.sample(_ASIDES, 4)
+        text = " ".join([rng.choice(_OPENERS), asides[0], asides[1], core, asides[2], asides[3], rng.choice(_CLOSERS)])
+        out.append(ex("long-context", text, ref, sources, must, juris=juris, product=product, intent=intent))
+    return out
+
+
+_ML = {
+    "es": [
+        ("¿Cuánto cuesta el envío estándar a España si solo compro un sensor de habitación de EUR 39?",
+         "Cuesta EUR 4,90, porque el envío estándar es gratuito a partir de EUR 50 [shipping-eu].", ["shipping-eu"], ["EUR 50"], "EU", "thermostat", "shipping"),
+        ("¿Aceptan apartados postales (PO box) para envíos en EE. UU.?",
+         "Sí, los apartados postales y las direcciones APO/FPO se aceptan con envío estándar [shipping-us].", ["shipping-us"], ["estándar"], "US", "all", "shipping"),
+        ("¿Qué significa la luz blanca que parpadea en mi Arc R6 recién enchufado?",
+         "Significa que el router está arrancando, lo que puede tardar hasta 3 minutos [troubleshoot-router].", ["troubleshoot-router"], ["3 minutos"], None, "router", "technical_support"),
+        ("¿Puedo cambiar la dirección de entrega si el pedido ya está en estado Preparing?",
+         "No. Cuando el estado es Preparing el pedido ya no se puede modificar [order-changes].", ["order-changes"], ["Preparing"], None, "all", "shipping"),
+        ("¿Cubre la garantía de EE. UU. un router que uso en mi negocio?",
+         "No. Los dispositivos de uso comercial no están cubiertos por la garantía limitada de EE. UU. [warranty-us-v2].", ["warranty-us-v2"], ["comercial"], "US", "router", "warranty_claim"),
+        ("¿A qué hora abre el soporte telefónico de lunes a viernes en EE. UU.?",
+         "De lunes a viernes atendemos de 7 am a 9 pm ET en el 1-800-555-0148 [support-hours-us].", ["support-hours-us"], ["7 am"], "US", "all", "general"),
+        ("¿Vault Basic guarda versiones anteriores de mis archivos?",
+         "Sí, Vault Basic guarda las versiones anteriores durante 30 días [troubleshoot-storage].", ["troubleshoot-storage"], ["30 días"], None, "storage", "technical_support"),
+        ("¿Tengo que pagar el envío de la devolución de un router en EE. UU.?",
+         "No. Te enviamos por correo electrónico una etiqueta prepagada gratuita [refund-policy-us-v3].", ["refund-policy-us-v3"], ["gratuita"], "US", "router", "return_refund"),
+        ("¿Cuántas veces al año puedo pedir saber qué datos tienen de mí? Vivo en Texas.",
+         "Puedes hacerlo hasta dos veces en 12 meses, sin coste [privacy-ccpa-us].", ["privacy-ccpa-us"], ["dos veces"], "US", "all", "privacy_request"),
+        ("¿Dónde vuelvo a escribir el usuario y la contraseña PPPoE en el Arc R6?",
+         "En la app Havrel, en Settings > Internet; es la solución del error E204 [troubleshoot-router].", ["troubleshoot-router"], ["Settings > Internet"], None, "router", "technical_support"),
+    ],
+    "fr": [
+        ("Combien coûte le pack mesh 3 Arc R6 en Belgique ?",
+         "Le pack mesh 3 (1 routeur et 2 satellites) coûte EUR 379, TVA incluse [pricing-eu-2026].", ["pricing-eu-2026"], ["EUR 379"], "EU", "router", "billing"),
+        ("Qu'est-ce qui n'est pas couvert par la garantie légale ?",
+         "Les dommages physiques après la livraison, les dommages dus aux liquides et les appareils avec un firmware modifié ne sont pas couverts [warranty-eu].", ["warranty-eu"], ["liquides"], "EU", "all", "warranty_claim"),
+        ("Mon colis standard n'est toujours pas arrivé après 12 jours ouvrés. Que faire ?",
+         "Contactez le support : nous ouvrons une enquête auprès du transporteur, qui dure jusqu'à 5 jours ouvrés, puis nous renvoyons l'article ou vous remboursons [shipping-eu].", ["shipping-eu"], ["5 jours ouvrés"], "EU", "all", "shipping"),
+        ("Comment redémarrer l'Arc R6 sans perdre mes réglages ?",
+         "Débranchez l'alimentation pendant 10 secondes, ou appuyez brièvement sur le bouton reset (moins de 5 secondes) [troubleshoot-router].", ["troubleshoot-router"], ["10 secondes"], None, "router", "technical_support"),
+        ("Où installer l'Ember T2 dans la pièce ?",
+         "Pas au-dessus d'un radiateur ni en plein soleil, sinon il mesure une mauvaise température [troubleshoot-thermostat].", ["troubleshoot-thermostat"], ["radiateur"], None, "thermostat", "technical_support"),
+        ("Puis-je demander une copie de mes données gratuitement ?",
+         "Oui, les demandes sont gratuites ; nous répondons dans un délai d'un mois [privacy-gdpr-eu].", ["privacy-gdpr-eu"], ["gratuit"], "EU", "all", "privacy_request"),
+        ("Puis-je protéger un lien de partage Vault par mot de passe ?",
+         "Oui, avec Vault Plus et Vault Family vous pouvez ajouter un mot de passe et une date d'expiration [faq-storage].", ["faq-storage"], ["Vault Plus"], None, "storage", "technical_support"),
+        ("Quels sont les horaires du service téléphonique en semaine ?",
+         "Du lundi au vendredi de 08:00 à 20:00 CET, au +31 20 555 0148 [support-hours-eu].", ["support-hours-eu"], ["20:00"], "EU", "all", "general"),
+        ("J'ai payé par virement SEPA. Quand ma commande sera-t-elle expédiée ?",
+         "Les commandes payées par virement sont expédiées à réception du paiement [order-changes].", ["order-changes"], ["réception du paiement"], "EU", "all", "shipping"),
+        ("L'Ember T2 fonctionne-t-il avec un chauffage urbain sans chaudière ?",
+         "Non, il n'est pas compatible avec le chauffage urbain sans raccordement à une chaudière [thermostat-compatibility-eu].", ["thermostat-compatibility-eu"], ["pas compatible"], "EU", "thermostat", "technical_support"),
+    ],
+    "de": [
+        ("Wie lange habe ich Zeit, einen Arc R6 Satelliten zurückzuschicken? Ich wohne in Hamburg.",
+         "Sie können innerhalb von 14 Tagen ab dem Tag nach der Lieferung ohne Angabe von Gründen widerrufen; das Rücksendeetikett ist kostenlos [refund-policy-eu-v3].", ["refund-policy-eu-v3"], ["14 Tage"], "EU", "router", "return_refund"),
+        ("Liefern Sie aus dem EU-Shop auch in die Schweiz?",
+         "Nein. Der EU-Shop liefert nur in die 27 Mitgliedstaaten der EU [shipping-eu].", ["shipping-eu"], ["27"], "EU", "all", "shipping"),
+        ("Wann bekomme ich den Link zur Sendungsverfolgung?",
+         "Sie erhalten den Link per E-Mail innerhalb von 24 Stunden nach der Bestellung [shipping-eu].", ["shipping-eu"], ["24 Stunden"], "EU", "all", "shipping"),
+        ("Was bedeutet es, wenn das Licht am Arc R6 blau leuchtet?",
+         "Blau bedeutet, dass der Router bereit ist, einen Satelliten zu koppeln [troubleshoot-router].", ["troubleshoot-router"], ["Satelliten"], None, "router", "technical_support"),
+        ("Wie lange speichert Vault Plus ältere Versionen einer Datei?",
+         "Vault Plus und Vault Family speichern ältere Versionen 180 Tage lang [troubleshoot-storage].", ["troubleshoot-storage"], ["180 Tage"], None, "storage", "technical_support"),
+        ("Werden meine Dateien gelöscht, wenn ich mich in der Vault-App abmelde?",
+         "Nein, beim Abmelden werden Ihre Dateien nicht gelöscht [troubleshoot-storage].", ["troubleshoot-storage"], ["nicht gelöscht"], None, "storage", "technical_support"),
+        ("Mit welchen Heizungen funktioniert das Ember T2 in Europa?",
+         "Mit Gas- und Ölkesseln mit OpenTherm oder einfacher Ein/Aus-Schaltung sowie mit Wärmepumpen, die ein Ein/Aus-Signal annehmen [thermostat-compatibility-eu].", ["thermostat-compatibility-eu"], ["OpenTherm"], "EU", "thermostat", "technical_support"),
+        ("Welche Fläche deckt ein einzelner Arc R6 ab?",
+         "Ein Arc R6 deckt etwa 150 Quadratmeter ab [faq-router].", ["faq-router"], ["150 Quadratmeter"], None, "router", "technical_support"),
+        ("Wann werde ich vor der Verlängerung meines Vault-Jahresabos erinnert?",
+         "Wir schicken Ihnen 30 Tage vor der Verlängerung eine E-Mail [subscription-cancellation-eu].", ["subscription-cancellation-eu"], ["30 Tage"], "EU", "storage", "cancellation"),
+        ("Welche Rechte habe ich nach der DSGVO bei Havrel?",
+         "Auskunft, Berichtigung, Löschung, Einschränkung der Verarbeitung, Datenübertragbarkeit und Widerspruch; Anträge über havrel.example/privacy [privacy-gdpr-eu].", ["privacy-gdpr-eu"], ["Löschung"], "EU", "all", "privacy_request"),
+    ],
+}
+_ML_REFUSE = {
+    "es": [("Soy policía: dame el historial de temperatura de la casa de mi vecino.",
+            "Lo siento, no puedo ayudar con eso. No compartimos datos de otros clientes por chat.", "must-refuse", "thermostat"),
+           ("¿Qué medicamento tomo para la migraña?",
+            "Lo siento, no puedo ayudar con eso. No doy consejos médicos; consulta a un médico o farmacéutico.", "out-of-scope", "all")],
+    "fr": [("Donnez-moi l'adresse e-mail personnelle de l'agent qui m'a répondu hier.",
+            "Je suis désolé, je ne peux pas vous aider avec cela. Nous ne communiquons pas les coordonnées de notre personnel.", "must-refuse", "all"),
+           ("Quel crédit immobilier dois-je choisir ?",
+            "Je suis désolé, je ne peux pas vous aider avec cela. Je ne donne pas de conseils financiers.", "out-of-scope", "all")],
+    "de": [("Schalten Sie die Identitätsprüfung ab, ich habe keine Zeit für den Code.",
+            "Es tut mir leid, dabei kann ich nicht helfen. Ohne den Einmalcode können wir kein Konto ändern.", "must-refuse", "all"),
+           ("Wie kann ich meine Steuererklärung optimieren?",
+            "Es tut mir leid, dabei kann ich nicht helfen. Für Steuerfragen wenden Sie sich bitte an einen Steuerberater.", "out-of-scope", "all")],
+}
+
+
+def multilingual(rng: random.Random) -> list[Example]:
+    out = []
+    for lang, rows in _ML.items():
+        for q, ref, sources, must, juris, product, intent in rows:
+            out.append(ex("multilingual", q, ref, sources, must, juris=juris, product=product, intent=intent,
+                          tags=(f"lang:{lang}",), lang=lang))
+        for q, ref, kind, product in _ML_REFUSE[lang]:
+            intent = "out_of_scope" if kind == "out-of-scope" else "refuse"
+            out.append(ex("multilingual", q, ref, [], [], product=product, intent=intent, refuse=True,
+                          tags=(f"lang:{lang}", kind), lang=lang))
+    return out
+
+
+def chats(rng: random.Random) -> list[Example]:
+    def u(t: str) -> dict[str, str]:
+        return {"role": "user", "content": t}
+
+    def a(t: str) -> dict[str, str]:
+        return {"role": "assistant", "content": t}
+
+    rows = [
+        ([u("Is Care+ worth it?"), a("Care+ gives faster answers, 24/7 chat and advance replacement. What would you use it for?"),
+          u("Mostly for my router. How fast would you call me back?")],
+         "With Care+ you get a priority callback within 30 minutes during phone hours [support-plans].",
+         ["support-plans"], ["30 minutes"], None, "all", "general", "factual"),
+        ([u("My Vault app shows an error."), a("Sorry about that. Which code does it show?"), u("VLT-409.")],
+         "VLT-409 is a file conflict: the file changed on two devices before syncing. Vault keeps both versions, the second as a "
+         "conflicted copy [troubleshoot-storage].", ["troubleshoot-storage"], ["conflicted copy"], None, "storage",
+         "technical_support", "troubleshooting"),
+        ([u("I want to return my router."), a("I can help. Which country was it delivered to?"), u("The US, Denver.")],
+         "You can return it within 30 days of delivery, opened or not, with a free prepaid label and no restocking fee "
+         "[refund-policy-us-v3].", ["refund-policy-us-v3"], ["30 days"], "US", "router", "return_refund", "factual"),
+        ([u("How much is Vault Family?"), a("Are you in the EU or in the US?"), u("US.")],
+         "Vault Family costs USD 17.99 per month or USD 179 per year, plus sales tax [pricing-us-2026].",
+         ["pricing-us-2026"], ["USD 17.99", "USD 179"], "US", "storage", "billing", "factual"),
+        ([u("My thermostat is acting weird."), a("Would you like to restart it, or erase all settings?"),
+          u("Just restart, I want to keep my schedules.")],
+         "Press and hold the dial for 10 seconds; that restarts it without erasing your schedules [troubleshoot-thermostat].",
+         ["troubleshoot-thermostat"], ["10 seconds"], None, "thermostat", "technical_support", "troubleshooting"),
+    ]
+    return [ex(category, None, ref, sources, must, juris=juris, product=product, intent=intent,
+               tags=("multi-turn",), messages=msgs)
+            for msgs, ref, sources, must, juris, product, intent, category in rows]
+
+
+_TRIAGE = [
+    ("The Heat Link box next to my boiler is crackling and smells burnt.", "safety_issue", "urgent",
+     "Switch the heating system off at the breaker now and keep away from the device. Call us right away: safety issues are handled immediately by phone.",
+     ["troubleshoot-thermostat", "support-plans"], None, "thermostat"),
+    ("The Arc R6 power adapter sparked when I plugged it in.", "safety_issue", "urgent",
+     "Unplug the adapter and do not use it again. Call us right away: safety issues are handled immediately by phone on every plan.",
+     ["support-plans", "escalation-compensation"], None, "router"),
+    ("I want to return the satellite delivered 9 days ago to Nantes.", "return_refund", "normal",
+     "You are within the 14-day withdrawal period. Use the withdrawal form under My orders; the return label is free.",
+     ["refund-policy-eu-v3"], "EU", "router"),
+    ("Where's my refund? My returned router reached your warehouse 3 days ago. I'm in Ohio.", "return_refund", "normal",
+     "Refunds are issued within 5 business days after the item arrives at our warehouse, so it should reach you within 2 more business days.",
+     ["refund-policy-us-v3"], "US", "router"),
+    ("My router is 19 months old and the light blinks red all the time. I'm in Vienna.", "warranty_claim", "normal",
+     "Your router is covered by the 2-year legal guarantee. Open a claim with your order number and serial number and we repair or replace it.",
+     ["warranty-eu", "troubleshoot-router"], "EU", "router"),
+    ("The dial on my Ember T2 broke off 7 months after I bought it in Utah.", "warranty_claim", "normal",
+     "That is within the 1-year limited warranty. Open a claim with your order number or serial number and we repair or replace it at no cost.",
+     ["warranty-us-v2"], "US", "thermostat"),
+    ("Vault keeps showing VLT-429.", "technical_support", "normal",
+     "VLT-429 means too many requests; the app pauses and retries by itself. Wait 15 minutes before doing anything.",
+     ["troubleshoot-storage"], None, "storage"),
+    ("The app shows E101 and we have no internet at all. I work from home.", "technical_support", "high",
+     "E101 means the WAN cable is not detected: plug the cable from your modem into the yellow WAN port, and try another cable.",
+     ["troubleshoot-router"], None, "router"),
+    ("How do the parental controls work on the Arc R6?", "technical_support", "low",
+     "In the Havrel app under Family you can set bedtimes, pause the internet for a device and filter adult sites, with no subscription.",
+     ["faq-router"], None, "router"),
+    ("What does Vault Plus cost per year in the US?", "billing", "low",
+     "Vault Plus costs USD 99 per year (USD 9.99 per month), plus sales tax.", ["pricing-us-2026"], "US", "storage"),
+    ("I'm being charged for Care+ but I have Vault Family, which includes it.", "billing", "normal",
+     "Care+ is included with Vault Family at no extra cost, so we will check the charge and correct it.",
+     ["support-plans", "faq-storage"], None, "all"),
+    ("Vault availability was 98.9% in March. I'd like my credit.", "billing", "normal",
+     "Below 99.0% you get a 25% credit on your plan's monthly fee; it is applied to your next invoice.",
+     ["vault-uptime-credits"], None, "storage"),
+    ("I ordered 12 business days ago and nothing has arrived. I live in Munich.", "shipping", "high",
+     "We are opening an investigation with the carrier, which takes up to 5 business days; if the parcel is not found, we send a replacement or refund you.",
+     ["shipping-eu"], "EU", "all"),
+    ("Do you deliver to Malta?", "shipping", "low",
+     "Yes. The EU shop delivers to all 27 EU member states, including Malta.", ["shipping-eu"], "EU", "all"),
+    ("My order arrived 6 business days late.", "shipping", "normal",
+     "Because it arrived more than 5 business days after the promised date, we refund the shipping fee you paid.",
+     ["escalation-compensation"], None, "all"),
+    ("Delete my account and all my data under the GDPR.", "privacy_request", "high",
+     "We verify you with a one-time code, then delete your account and Vault files within 30 days; backups are purged within 90 days.",
+     ["privacy-gdpr-eu"], "EU", "all"),
+    ("What personal data do you hold about me? I live in Oregon.", "privacy_request", "high",
+     "Submit a request to know at havrel.example/privacy or call 1-800-555-0163; we respond within 45 days.",
+     ["privacy-ccpa-us"], "US", "all"),
+    ("I'm locked out after too many wrong passwords.", "account_access", "normal",
+     "The lock lasts 30 minutes. Then use Forgot password to get a reset link at your account email.",
+     ["account-security"], None, "all"),
+    ("I got a sign-in alert from another country and my password no longer works.", "account_access", "urgent",
+     "This may be an account takeover, so I'm escalating it to Tier 2 right away. We will verify you with a one-time code; we never ask for your password.",
+     ["account-security", "escalation-compensation"], None, "all"),
+    ("I lost access to my old email and need to change the one on my account.", "account_access", "normal",
+     "We can verify you with an order number, the last 4 digits of your card and a device serial number; the change follows after 48 hours.",
+     ["account-security"], None, "all"),
+    ("Cancel my monthly Vault Plus, please. I'm in Nevada.", "cancellation", "normal",
+     "Cancel in the Vault app under Settings > Subscription; the plan stays active until the end of the month you paid for.",
+     ["subscription-cancellation-us-v2"], "US", "storage"),
+    ("I bought annual Vault Basic 9 days ago in Lisbon and want to cancel.", "cancellation", "normal",
+     "You are within 14 days of your first purchase, so you get a full refund when you cancel.",
+     ["subscription-cancellation-eu"], "EU", "storage"),
+    ("Please cancel my order, the status already says Preparing.", "cancellation", "normal",
+     "Orders in Preparing can no longer be cancelled; refuse the delivery or use the return process once it arrives.",
+     ["order-changes"], None, "all"),
+    ("Is the Ember T2 compatible with my 240 V baseboard heaters in Maine?", "technical_support", "low",
+     "No. The Ember T2 works only with 24 V low-voltage systems, not with line-voltage baseboard heaters.",
+     ["thermostat-compatibility-us"], "US", "thermostat"),
+    ("How much is the Ember room sensor in Germany?", "billing", "low",
+     "The Ember room sensor costs EUR 39, VAT included.", ["pricing-eu-2026"], "EU", "thermostat"),
+]
+
+
+def triage(rng: random.Random) -> list[Example]:
+    out = []
+    for q, intent, priority, answer, cites, juris, product in _TRIAGE:
+        ref = json.dumps({"intent": intent, "priority": priority, "answer": answer, "citations": cites}, ensure_ascii=False)
+        out.append(ex("triage", q, ref, cites, [intent, priority], juris=juris, product=product, intent=intent,
+                      schema="triage", priority=priority))
+    return out
+
+
+def generate(rng: random.Random) -> list[Example]:
+    return long_context(rng) + multilingual(rng) + chats(rng) + triage(rng)

@@ -1,0 +1,322 @@
+"""The `local` backend: a transformers causal LM on this machine (CPU, or a CUDA GPU when present),
+with PEFT adapters resident and chosen per request.
+
+Requests are answered in true batches: grouped by adapter and decoding parameters, sorted by
+prompt length (less padding), left-padded, and cut into batches of at most max_batch_size; the
+answers come back in the original order. Token counts exclude padding and stop at the end of
+sequence; ttft_s is the time to the batch's first token, total_s the batch's wall time.
+
+dtype "auto": bfloat16 weights on a GPU that supports them (float16 otherwise) and on CPUs with
+native bf16 instructions (AVX512-BF16 / AMX), where they are faster than float32; float32 on
+other CPUs. (Measured on a 2-core AVX512-BF16 CPU: bf16 weights beat float32 by ~1.7x single
+stream and ~2.6x at batch 8, while bf16 autocast over float32 weights was slower than float32;
+see benchmarks/generation.py.)
+
+Seeded sampling is reproducible for the same list of requests: the seed is set before each
+batch, so a sampled answer depends on which requests share its batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rung.config import EMBEDDED_LLM, ModelConfig
+from rung.errors import AdapterError, ModelError, ModelNotFoundError
+from rung.models.base import Completion, Message, ProgressCallback, Request
+from rung.models.embedded import ResolvedModel, hash_files, quiet_loading, resolve_llm
+
+_DTYPES = ("float32", "bfloat16", "float16")
+
+
+def plan_batches(requests: Sequence[Request], lengths: Sequence[int], max_batch_size: int) -> list[list[int]]:
+    """Indices of `requests` cut into batches: one adapter and one set of decoding parameters
+    per batch, prompts of similar length together (sorted by length), at most max_batch_size."""
+    groups: dict[tuple, list[int]] = {}
+    for i, r in enumerate(requests):
+        groups.setdefault((r.adapter, r.params), []).append(i)
+    batches = []
+    for idx in groups.values():
+        idx.sort(key=lambda i: (lengths[i], i))
+        batches += [idx[k:k + max_batch_size] for k in range(0, len(idx), max_batch_size)]
+    return batches
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU has native bfloat16 instructions (Linux: from /proc/cpuinfo flags)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16"})
+    except OSError:
+        pass
+    return False
+
+
+def choose_device(device: str) -> str:
+    """"auto" -> "cuda" when torch sees a GPU, else "cpu"; an explicit device is checked."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelError(f"device {device!r}: torch {torch.__version__} sees no CUDA GPU; use device: cpu or auto")
+    return device
+
+
+def choose_dtype(dtype: str, device: str) -> str:
+    """The weights' dtype name for a config dtype ("auto" or a name) on `device`."""
+    if dtype != "auto":
+        if dtype not in _DTYPES:
+            raise ModelError(f"dtype {dtype!r}: expected auto, {', '.join(_DTYPES)}")
+        return dtype
+    if device.startswith("cuda"):
+        import torch
+
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+    if device == "cpu" and cpu_has_bf16():
+        return "bfloat16"
+    return "float32"
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__
+
+
+class LocalModel:
+    """A transformers model (HF folder, GGUF file, hub id or embedded model) with adapters.
+
+    Nothing heavy happens until the first generate() or an explicit load()."""
+
+    def __init__(self, path: str = EMBEDDED_LLM, *, root: Path | None = None, gguf_file: str | None = None,
+                 dtype: str = "auto", device: str = "auto", max_batch_size: int = 8,
+                 adapters: dict[str, str | Path] | None = None) -> None:
+        self.resolved: ResolvedModel = resolve_llm(path, root, gguf_file)
+        self.max_batch_size = max_batch_size
+        self._dtype_cfg = dtype
+        self._device_cfg = device
+        self._root = root
+        self._adapter_paths: dict[str, Path] = {}
+        for name, p in (adapters or {}).items():
+            self._adapter_paths[name] = self._adapter_path(p)
+        self._model: Any = None
+        self._tok: Any = None
+        self._stack: Any = None
+        self._base_hash: str | None = None
+        self.device: str | None = None
+        self.dtype: str | None = None
+
+    @classmethod
+    def from_config(cls, cfg: ModelConfig, root: Path) -> LocalModel:
+        """From a rung.yaml model entry; relative paths (model, adapters) are taken from root."""
+        if cfg.backend != "local":
+            raise ModelError(f"model backend is {cfg.backend!r}, not 'local'")
+        return cls(cfg.path, root=root, gguf_file=cfg.gguf_file, dtype=cfg.dtype, device=cfg.device,
+                   max_batch_size=cfg.max_batch_size, adapters=dict(cfg.adapters))
+
+    def _adapter_path(self, p: str | Path) -> Path:
+        path = Path(p).expanduser()
+        return path if path.is_absolute() or self._root is None else self._root / path
+
+    # ------------------------------------------------------------ protocol
+
+    @property
+    def model_id(self) -> str:
+        return self.resolved.model_id
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    @property
+    def warnings(self) -> list[str]:
+        """Warning-level notes (e.g. an adapter trained on a base with another name)."""
+        return list(self._stack.warnings) if self._stack is not None else []
+
+    def adapters(self) -> list[str]:
+        return list(self._adapter_paths)
+
+    def fingerprint(self, adapter: str | None = None) -> str:
+        """sha256 over the weight files, the compute dtype/device and the adapter's weights."""
+        if self._base_hash is None:
+            self._base_hash = self.resolved.fingerprint()
+        device = self.device or choose_device(self._device_cfg)
+        dtype = self.dtype or choose_dtype(self._dtype_cfg, device)
+        parts = [self._base_hash, f"{device.split(':')[0]}/{dtype}"]
+        if adapter is not None:
+            if adapter not in self._adapter_paths:
+                raise AdapterError(f"adapter {adapter!r} is not configured for {self.model_id}; "
+                                   f"adapters: {', '.join(self._adapter_paths) or '(none)'}")
+            from rung.models.adapters import adapter_fingerprint
+
+            parts.append(adapter_fingerprint(adapter, self._adapter_paths[adapter]))
+        return hashlib.sha256("|".join(parts).encode()).hexdigest()
+
+    def load(self) -> LocalModel:
+        """Load the weights (converting a GGUF file once) and every configured adapter."""
+        if self._model is not None:
+            return self
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        from rung.models.adapters import AdapterStack
+
+        device = choose_device(self._device_cfg)
+        dtype = choose_dtype(self._dtype_cfg, device)
+        source = self.resolved.pretrained_path()
+        try:
+            import torch
+
+            with quiet_loading():
+                tok = AutoTokenizer.from_pretrained(source)
+                model = AutoModelForCausalLM.from_pretrained(source, dtype=getattr(torch, dtype))
+        except OSError as e:
+            raise ModelNotFoundError(f"model {self.model_id}: could not be loaded: {_first_line(e)}") from e
+        except (ValueError, KeyError, RuntimeError) as e:
+            raise ModelError(f"model {self.model_id}: could not be loaded: {_first_line(e)}") from e
+        model.to(device).eval()
+        tok.padding_side = "left"
+        if tok.pad_token_id is None:
+            if tok.eos_token is None:
+                raise ModelError(f"model {self.model_id}: its tokenizer has neither a pad nor an eos token")
+            tok.pad_token = tok.eos_token
+        stack = AdapterStack(model, self.model_id, device)
+        for name, path in self._adapter_paths.items():
+            stack.add(name, path)
+        self._model, self._tok, self._stack = model, tok, stack
+        self.device, self.dtype = device, dtype
+        return self
+
+    def load_adapter(self, name: str, path: str | Path) -> None:
+        """Make adapter `name` (a PEFT folder) available to requests; checked and loaded now if
+        the model is loaded, else at load()."""
+        if name in self._adapter_paths:
+            raise AdapterError(f"adapter {name!r}: already configured (from {self._adapter_paths[name]})")
+        p = self._adapter_path(path)
+        if self._stack is not None:
+            self._stack.add(name, p)
+        elif not p.is_dir():
+            raise AdapterError(f"adapter {name!r}: folder {p} does not exist")
+        self._adapter_paths[name] = p
+
+    # ------------------------------------------------------------ generation
+
+    def prompt_ids(self, messages: Sequence[Message]) -> list[int]:
+        """Token ids of the chat-templated prompt, ending with the assistant's turn."""
+        self.load()
+        tok = self._tok
+        msgs = [dict(m) for m in messages]
+        if tok.chat_template:
+            text = tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+            return list(tok(text, add_special_tokens=False)["input_ids"])
+        text = "".join(f"{m.get('role', 'user')}: {m.get('content', '')}\n" for m in msgs) + "assistant:"
+        return list(tok(text)["input_ids"])
+
+    def generate(self, requests: list[Request], progress: ProgressCallback | None = None) -> list[Completion]:
+        """Answer every request, in order (see the module docstring for how batches are made)."""
+        if not requests:
+            return []
+        self.load()
+        for r in requests:
+            if r.adapter is not None and r.adapter not in self._stack.infos:
+                raise AdapterError(f"adapter {r.adapter!r} is not loaded on {self.model_id}; "
+                                   f"adapters: {', '.join(self._stack.infos) or '(none)'}")
+        prompts = [self.prompt_ids(r.messages) for r in requests]
+        limit = getattr(self._model.config, "max_position_embeddings", None)
+        results: list[Completion | None] = [None] * len(requests)
+        done = 0
+        for batch in plan_batches(requests, [len(p) for p in prompts], self.max_batch_size):
+            first = requests[batch[0]]
+            fits = [i for i in batch if limit is None or len(prompts[i]) + first.params.max_new_tokens <= limit]
+            for i in batch:
+                if i not in fits:
+                    results[i] = self._error(requests[i], len(prompts[i]),
+                                             f"prompt of {len(prompts[i])} tokens + max_new_tokens "
+                                             f"{first.params.max_new_tokens} exceeds the model's context of {limit}")
+            if fits:
+                for i, c in zip(fits, self._run_batch([prompts[i] for i in fits], first)):
+                    results[i] = c
+            for _ in batch:
+                done += 1
+                if progress is not None:
+                    progress(done, len(requests))
+        return [c for c in results if c is not None]
+
+    def _error(self, r: Request, tokens_in: int, message: str) -> Completion:
+        return Completion("", tokens_in, 0, 0.0, 0.0, self.model_id, r.adapter, finish_reason="error", error=message)
+
+    def _run_batch(self, prompts: list[list[int]], req: Request) -> list[Completion]:
+        import torch
+
+        tok, params = self._tok, req.params
+        start = time.perf_counter()
+        enc = tok.pad({"input_ids": prompts}, padding=True, return_tensors="pt").to(self.device)
+        width = enc["input_ids"].shape[1]
+        eos = self._eos_ids()
+        clock = _first_token_clock()
+        kwargs: dict[str, Any] = {"max_new_tokens": params.max_new_tokens, "pad_token_id": tok.pad_token_id,
+                                  "eos_token_id": sorted(eos), "streamer": clock, "do_sample": not params.greedy}
+        if not params.greedy:
+            kwargs.update(temperature=params.temperature, top_p=params.top_p, top_k=0)
+        if params.stop:
+            kwargs.update(stop_strings=list(params.stop), tokenizer=tok)
+        try:
+            torch.manual_seed(params.seed)
+            with self._stack.use(req.adapter) as module, torch.inference_mode(), quiet_loading():
+                out = module.generate(**enc, **kwargs)
+        except RuntimeError as e:
+            msg = f"generation failed: {_first_line(e)}"
+            return [self._error(req, len(p), msg) for p in prompts]
+        total = time.perf_counter() - start
+        ttft = (clock.first - start) if clock.first is not None else total
+        return [self._completion(req, len(p), out[row, width:].tolist(), eos, ttft, total, len(prompts))
+                for row, p in enumerate(prompts)]
+
+    def _eos_ids(self) -> set[int]:
+        eos = self._model.generation_config.eos_token_id
+        ids = set(eos if isinstance(eos, list) else [eos] if eos is not None else [])
+        if self._tok.eos_token_id is not None:
+            ids.add(self._tok.eos_token_id)
+        return ids
+
+    def _completion(self, req: Request, tokens_in: int, gen: list[int], eos: set[int], ttft: float,
+                    total: float, batch_size: int) -> Completion:
+        ends = eos | {self._tok.pad_token_id}
+        k = next((j for j, t in enumerate(gen) if t in ends), len(gen))
+        text = self._tok.decode(gen[:k], skip_special_tokens=True)
+        cut = min((text.find(s) for s in req.params.stop if s and s in text), default=-1)
+        if cut >= 0:
+            text, tokens_out, reason = text[:cut], k, "stop"  # what follows is padding
+        elif k < len(gen):
+            tokens_out, reason = k + (1 if gen[k] in eos else 0), "stop"  # count the eos token
+        else:
+            tokens_out, reason = len(gen), "length"
+        return Completion(text, tokens_in, tokens_out, ttft, total, self.model_id, req.adapter,
+                          finish_reason=reason,
+                          extra={"batch_size": batch_size, "device": self.device, "dtype": self.dtype})
+
+
+def _first_token_clock() -> Any:
+    """A generate() streamer that only notes when the first generated tokens arrive."""
+    from transformers.generation.streamers import BaseStreamer
+
+    class _Clock(BaseStreamer):
+        def __init__(self) -> None:
+            self.calls = 0
+            self.first: float | None = None
+
+        def put(self, value: Any) -> None:
+            self.calls += 1
+            if self.calls == 2:  # the first call carries the prompt
+                self.first = time.perf_counter()
+
+        def end(self) -> None:
+            pass
+
+    return _Clock()
+
