@@ -92,8 +92,6 @@ def prices(rng: random.Random) -> list[Example]:
          "The Ember room sensor costs USD 39 plus sales tax [pricing-us-2026].", "USD 39", "US", "thermostat", "pricing-us-2026"),
         ("I'd pay month by month for 2 TB of Vault in Texas. How much is that?",
          "Vault Plus (2 TB) costs USD 9.99 per month, plus sales tax [pricing-us-2026].", "USD 9.99", "US", "storage", "pricing-us-2026"),
-        ("Vault Basic in the US, billed yearly: how much?",
-         "Vault Basic costs USD 29 per year for 200 GB, plus sales tax [pricing-us-2026].", "USD 29", "US", "storage", "pricing-us-2026"),
     ]
     out = []
     for q, ref, must, juris, product, src in rows:

@@ -221,11 +221,11 @@ def report(
     st = open_store(store, config)
     runs_ = [st.get_run(r) for r in run_ids]
     summaries = [aggregate(r) for r in runs_]
-    comparison = do_compare(runs_[0], runs_[1]) if len(runs_) == 2 else None
+    cfg = load(config) if config else None
+    alpha = cfg.gate.alpha if cfg else 0.05
+    comparison = do_compare(runs_[0], runs_[1], alpha=alpha) if len(runs_) == 2 else None
     g = None
-    if config:
-        cfg = load(config)
-        if cfg.gate.thresholds:
-            g = evaluate_gate(summaries[-1], cfg.gate, comparison=comparison)
+    if cfg is not None and cfg.gate.thresholds:
+        g = evaluate_gate(summaries[-1], cfg.gate, comparison=comparison)
     paths = write_report(runs_, output, comparison=comparison, gate=g, title=title, summaries=summaries)
     console().print(f"wrote {paths.html}\nwrote {paths.markdown}")

@@ -48,9 +48,15 @@ def stem(word: str) -> str:
 
 
 def content_tokens(text: str) -> list[str]:
-    """Lower-cased, stemmed words and numbers of `text`, without stopwords."""
+    """Lower-cased, stemmed words and numbers of `text`, without stopwords ("thirty" -> "30")."""
     words = re.findall(r"[^\W_]+(?:\.\d+)?", normalise(text).lower())
-    return [stem(w) for w in words if w not in STOPWORDS]
+    return [_NUMWORD_TOKEN.get(w) or stem(w) for w in words if w not in STOPWORDS]
+
+
+_NUMWORD_TOKEN = {w: str(i) for i, w in enumerate(
+    "zero one two three four five six seven eight nine ten eleven twelve".split())}
+_NUMWORD_TOKEN.update({w: str(10 * (i + 2)) for i, w in enumerate(
+    "twenty thirty forty fifty sixty seventy eighty ninety".split())})
 
 
 # ---------------------------------------------------------------- sentences and citations

@@ -12,7 +12,7 @@ import difflib
 from dataclasses import dataclass, field
 
 from rung.config import GateConfig, Threshold
-from rung.evals.aggregate import RunSummary
+from rung.evals.aggregate import USAGE_METRICS, RunSummary
 from rung.evals.compare import Comparison
 
 PASS, FAIL = "pass", "fail"
@@ -110,7 +110,9 @@ def _regression_lines(comparison: Comparison | None) -> list[GateLine]:
         return [GateLine("regressions", bound, None, False, NOT_MEASURED,
                          "fail_on_regression needs a comparison with a baseline run")]
     lines = []
-    for d in comparison.regressions:
+    # latency, tokens and cost vary with the machine: they are gated by thresholds
+    # (p95_latency_ms, cost_per_1k_requests, ...), not by significance against a baseline
+    for d in (d for d in comparison.regressions if d.name not in USAGE_METRICS):
         lines.append(GateLine(
             d.name, bound, d.delta, False, REGRESSED,
             f"{comparison.run_a} {d.mean_a:.4g} -> {comparison.run_b} {d.mean_b:.4g}, "
