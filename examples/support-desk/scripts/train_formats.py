@@ -7,7 +7,7 @@ import json
 import random
 from typing import Any
 
-from train_common import REFUSE, ex
+from train_common import ex
 
 Example = dict[str, Any]
 
@@ -54,7 +54,7 @@ _LONG_CORES = [
      "C0 means the thermostat lacks power: it needs a C-wire, or the Havrel power adapter from the box "
      "[troubleshoot-thermostat].", ["troubleshoot-thermostat"], ["power adapter"], "US", "thermostat", "technical_support"),
     ("Does Care+ include chat in the middle of the night, and is it per device or for the whole household?",
-     "Care+ includes 24/7 chat, and one plan covers the whole household with all its Havrel devices [support-plans].",
+     "Care+ includes 24/7 chat, and it is priced per household, covering all your Havrel devices [support-plans].",
      ["support-plans"], ["24/7", "per household"], None, "all", "general"),
     ("My son is stationed overseas with an APO address. Can you ship an Arc R6 to him?",
      "Yes. APO/FPO addresses are accepted for standard shipping [shipping-us].",

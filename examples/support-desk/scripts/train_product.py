@@ -6,66 +6,66 @@ import random
 from typing import Any
 
 from train_common import ex
-from train_facts import _fact
+from train_facts import fact
 
 Example = dict[str, Any]
 
 
 def products(rng: random.Random) -> list[Example]:
     return [
-        _fact("What area does one Arc R6 unit cover?",
+        fact("What area does one Arc R6 unit cover?",
               "Each Arc R6 unit covers about 150 square metres [faq-router].",
               ["faq-router"], ["150 square metres"], None, "router", "technical_support", "product"),
-        _fact("Which Wi-Fi standard does the Arc R6 use?",
+        fact("Which Wi-Fi standard does the Arc R6 use?",
               "The Arc R6 is a Wi-Fi 6 (AX3000) mesh router [faq-router].",
               ["faq-router"], ["Wi-Fi 6"], None, "router", "technical_support", "product"),
-        _fact("Can I add access points from another brand to my Arc R6 mesh?",
+        fact("Can I add access points from another brand to my Arc R6 mesh?",
               "Not as mesh satellites: only Arc R6 satellites join an Arc R6 mesh. Other access points can be connected by "
               "cable as ordinary access points [faq-router].",
               ["faq-router"], ["by cable"], None, "router", "technical_support", "product"),
-        _fact("Can visitors use my Wi-Fi without seeing my own devices?",
+        fact("Can visitors use my Wi-Fi without seeing my own devices?",
               "Yes. Turn on the guest network in the Havrel app; it is a separate Wi-Fi network that cannot see your own "
               "devices [faq-router].",
               ["faq-router"], ["guest network"], None, "router", "technical_support", "product"),
-        _fact("When does the Arc R6 install firmware updates?",
+        fact("When does the Arc R6 install firmware updates?",
               "Updates install automatically at 03:00 local time [faq-router].",
               ["faq-router"], ["03:00"], None, "router", "technical_support", "product"),
-        _fact("Can I put a password on a shared Vault link?",
+        fact("Can I put a password on a shared Vault link?",
               "Yes, on Vault Plus and Vault Family you can protect a shared link with a password and an expiry date [faq-storage].",
               ["faq-storage"], ["password"], None, "storage", "technical_support", "product"),
-        _fact("Which devices have a Vault app?",
+        fact("Which devices have a Vault app?",
               "Vault has apps for Windows, macOS, Linux, iOS and Android [faq-storage].",
               ["faq-storage"], ["Linux"], None, "storage", "technical_support", "product"),
-        _fact("How often does the Havrel app send energy reports for the thermostat?",
+        fact("How often does the Havrel app send energy reports for the thermostat?",
               "The Havrel app gives you monthly energy reports [faq-thermostat].",
               ["faq-thermostat"], ["monthly"], None, "thermostat", "technical_support", "product"),
-        _fact("We have district heating without a boiler in our Copenhagen flat. Does the Ember T2 fit?",
+        fact("We have district heating without a boiler in our Copenhagen flat. Does the Ember T2 fit?",
               "No. The EU Ember T2 is not compatible with district heating systems that have no boiler connection "
               "[thermostat-compatibility-eu].",
               ["thermostat-compatibility-eu"], ["district heating"], "EU", "thermostat", "technical_support", "installation"),
-        _fact("Thick wires joined with wire nuts behind my old thermostat in Maine. Can I fit an Ember T2?",
+        fact("Thick wires joined with wire nuts behind my old thermostat in Maine. Can I fit an Ember T2?",
               "Probably not: thick wires with wire nuts usually mean a line-voltage system, which the Ember T2 does not "
               "support, so do not install it [thermostat-compatibility-us].",
               ["thermostat-compatibility-us"], ["line-voltage"], "US", "thermostat", "technical_support", "installation"),
-        _fact("Is Havrel's thermostat installation service available in Honolulu?",
+        fact("Is Havrel's thermostat installation service available in Honolulu?",
               "No. Professional installation in the US is available in the 48 contiguous states only [thermostat-compatibility-us].",
               ["thermostat-compatibility-us"], ["48 contiguous states"], "US", "thermostat", "billing", "installation"),
-        _fact("Can I wire the Heat Link to my boiler myself?",
+        fact("Can I wire the Heat Link to my boiler myself?",
               "The Heat Link is wired to a mains-powered (230 V) boiler, so let a qualified installer do it if you are not "
               "sure; Havrel's installation costs EUR 89 [thermostat-compatibility-eu].",
               ["thermostat-compatibility-eu"], ["qualified installer"], "EU", "thermostat", "technical_support", "installation"),
-        _fact("What is Havrel's availability commitment for Vault?",
+        fact("What is Havrel's availability commitment for Vault?",
               "Vault is available at least 99.9% of each calendar month; announced scheduled maintenance does not count "
               "[vault-uptime-credits].",
               ["vault-uptime-credits"], ["99.9%"], None, "storage", "general", "sla"),
-        _fact("Our team couldn't reach Vault for days in February; the status page shows 94.2% for the month. Is anything owed?",
+        fact("Our team couldn't reach Vault for days in February; the status page shows 94.2% for the month. Is anything owed?",
               "Below 95.0% you can claim a 50% credit on the monthly fee of your plan [vault-uptime-credits].",
               ["vault-uptime-credits"], ["50%"], None, "storage", "billing", "sla"),
-        _fact("Does the Sunday night Vault maintenance count as downtime for credits?",
+        fact("Does the Sunday night Vault maintenance count as downtime for credits?",
               "No. Scheduled maintenance announced at least 48 hours in advance, usually Sundays 02:00 to 04:00 UTC, does "
               "not count as downtime [vault-uptime-credits].",
               ["vault-uptime-credits"], ["48 hours"], None, "storage", "general", "sla"),
-        _fact("Can Vault service credits be paid out to my bank account?",
+        fact("Can Vault service credits be paid out to my bank account?",
               "No. Credits are applied to your next invoice and are not paid out in cash [vault-uptime-credits].",
               ["vault-uptime-credits"], ["next invoice"], None, "storage", "billing", "sla"),
     ]

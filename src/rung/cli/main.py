@@ -75,6 +75,6 @@ def run() -> None:
             raise
         from rich.text import Text
 
-        _state.err_console().print(Text.assemble(("error: ", "bold red"), str(e)))
+        _state.err_console().print(Text.assemble(("error: ", "bold red"), str(e)), soft_wrap=True)
         rc = 1
     sys.exit(rc if isinstance(rc, int) else 0)

@@ -65,7 +65,7 @@ class RefusalVerdict:
                 "confidence": round(self.confidence, 3), "language": self.language}
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Hit:
     category: str  # refuse | abstain | weak | disclaimer | help
     language: str
@@ -101,6 +101,12 @@ def _prepare(sentence: str) -> str:
 
 
 def _hits(sentence: str, index: int) -> list[_Hit]:
+    return [_Hit(h.category, h.language, index, h.matched, h.start, h.end) for h in _sentence_hits(sentence)]
+
+
+@lru_cache(maxsize=16384)
+def _sentence_hits(sentence: str) -> tuple[_Hit, ...]:
+    index = 0
     s = _prepare(sentence)
     out: list[_Hit] = []
     for lang, cats in phrase_table()["languages"].items():
@@ -111,9 +117,10 @@ def _hits(sentence: str, index: int) -> list[_Hit]:
                 if m:
                     out.append(_Hit(cat, lang, index, sentence[m.start():m.end()].strip(), m.start(), m.end()))
                     break
-    return out
+    return tuple(out)
 
 
+@lru_cache(maxsize=16384)
 def _substantive(clause: str) -> bool:
     c = clause.strip(" ,;:-\u2013\u2014")
     if len(content_tokens(c)) < MIN_SUBSTANTIVE_TOKENS:

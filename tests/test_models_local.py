@@ -1,0 +1,241 @@
+"""The local backend on the real embedded model (SmolLM2-135M-Instruct): batching, decoding,
+stop strings, token counts, and PEFT adapters (LoRA, prefix tuning) chosen per request.
+
+Equality between batched and one-by-one greedy decoding is tested in float32: in bfloat16 the
+padded batch runs matmuls of other shapes, whose rounding can flip a near-tie between two tokens.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from rung.config import ModelConfig
+from rung.errors import AdapterError, ModelNotFoundError
+from rung.models.base import GenerationParams, Model, Request
+from rung.models.local import LocalModel, choose_dtype, plan_batches
+
+EMBEDDED = "embedded:smollm2-135m-instruct"
+QUESTIONS = [
+    "What is the capital of France?",
+    "Write one sentence about the sea.",
+    "Name three colors.",
+    "Explain in two sentences why the sky is blue, for a child who keeps asking questions.",
+]
+
+
+def ask(q: str, adapter: str | None = None, **params) -> Request:
+    params.setdefault("max_new_tokens", 16)
+    return Request.chat([{"role": "user", "content": q}], GenerationParams(**params), adapter)
+
+
+# ---------------------------------------------------------------- fast: no model
+
+def test_plan_batches_groups_sorts_and_cuts():
+    greedy, sampled = GenerationParams(), GenerationParams(temperature=0.7)
+    reqs = [Request((), greedy, None), Request((), greedy, "a"), Request((), greedy, None),
+            Request((), sampled, None), Request((), greedy, None), Request((), greedy, "a")]
+    lengths = [30, 5, 10, 7, 20, 50]
+    batches = plan_batches(reqs, lengths, max_batch_size=2)
+    assert batches == [[2, 4], [0], [1, 5], [3]]
+    assert sorted(i for b in batches for i in b) == list(range(len(reqs)))
+    for b in batches:
+        assert len({(reqs[i].adapter, reqs[i].params) for i in b}) == 1
+
+
+def test_explicit_dtype_is_kept():
+    assert choose_dtype("float32", "cpu") == "float32"
+    assert choose_dtype("bfloat16", "cpu") == "bfloat16"
+
+
+def test_from_config_resolves_paths_against_root(tmp_path):
+    (tmp_path / "models" / "m").mkdir(parents=True)
+    (tmp_path / "models" / "m" / "config.json").write_text("{}")
+    cfg = ModelConfig(path="models/m", adapters={"tone": "adapters/tone"}, max_batch_size=3)
+    m = LocalModel.from_config(cfg, tmp_path)
+    assert m.resolved.source == str((tmp_path / "models" / "m").resolve())
+    assert m.adapters() == ["tone"] and m.max_batch_size == 3 and not m.loaded
+    with pytest.raises(AdapterError, match=r"adapter 'tone': .*adapters/tone is not a PEFT adapter folder"):
+        m.fingerprint("tone")
+    with pytest.raises(AdapterError, match="adapter 'x': folder .*nowhere does not exist"):
+        m.load_adapter("x", "nowhere")
+    with pytest.raises(ModelNotFoundError, match="no/such/model.gguf does not exist"):
+        LocalModel.from_config(ModelConfig(path="./no/such/model.gguf"), tmp_path)
+
+
+# ---------------------------------------------------------------- the real model
+
+@pytest.fixture(scope="module")
+def model() -> LocalModel:
+    return LocalModel(EMBEDDED, dtype="float32", max_batch_size=4).load()
+
+
+@pytest.fixture(scope="module")
+def greedy(model) -> dict[str, object]:
+    """Each question answered alone (greedy, 16 tokens): the reference for batched runs."""
+    return {q: model.generate([ask(q)])[0] for q in QUESTIONS}
+
+
+@pytest.mark.slow
+def test_chat_answer_with_usage(model, greedy):
+    assert isinstance(model, Model) and model.device == "cpu" and model.dtype == "float32"
+    c = greedy[QUESTIONS[0]]
+    assert "paris" in c.text.lower()
+    assert c.tokens_in == len(model.prompt_ids([{"role": "user", "content": QUESTIONS[0]}])) > 5
+    assert 0 < c.tokens_out <= 16 and c.finish_reason in ("stop", "length")
+    assert 0 < c.ttft_s <= c.total_s and c.model_id == EMBEDDED and c.adapter is None
+    long = greedy[QUESTIONS[3]]
+    assert (long.tokens_out, long.finish_reason) == (16, "length")
+
+
+@pytest.mark.slow
+def test_batched_greedy_equals_one_by_one(model, greedy):
+    seen = []
+    reqs = [ask(q) for q in reversed(QUESTIONS)] * 2  # 8 requests, max_batch_size 4: two batches
+    out = model.generate(reqs, progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(i, 8) for i in range(1, 9)]
+    for r, c in zip(reqs, out):
+        ref = greedy[r.messages[0]["content"]]
+        assert (c.text, c.tokens_in, c.tokens_out, c.finish_reason) == \
+            (ref.text, ref.tokens_in, ref.tokens_out, ref.finish_reason)
+        assert c.extra["batch_size"] == 4
+    # the prompts differ in length, so padding was used; it is not counted
+    assert len({c.tokens_in for c in out}) > 1
+
+
+@pytest.mark.slow
+def test_seeded_sampling_is_reproducible(model):
+    reqs = [ask(q, temperature=1.0, seed=7, max_new_tokens=12) for q in QUESTIONS[1:3]]
+    first, second = model.generate(reqs), model.generate(reqs)
+    assert [c.text for c in first] == [c.text for c in second]
+    other = model.generate([ask(q, temperature=1.0, seed=8, max_new_tokens=12) for q in QUESTIONS[1:3]])
+    assert [c.text for c in other] != [c.text for c in first]
+
+
+@pytest.mark.slow
+def test_stop_strings_cut_the_answer(model, greedy):
+    ref = greedy[QUESTIONS[3]]
+    words = ref.text.split()
+    stop = " " + words[len(words) // 2]
+    cut = ref.text.index(stop)
+    c = model.generate([ask(QUESTIONS[3], stop=(stop, "never appears: §§"))])[0]
+    assert c.text == ref.text[:cut] and c.finish_reason == "stop"
+    assert 0 < c.tokens_out < ref.tokens_out
+
+
+@pytest.mark.slow
+def test_too_long_prompt_is_an_error_answer_not_a_crash(model):
+    out = model.generate([ask(QUESTIONS[0], max_new_tokens=100_000), ask(QUESTIONS[0])])
+    assert out[0].finish_reason == "error" and "exceeds the model's context" in out[0].error
+    assert out[1].finish_reason != "error" and "paris" in out[1].text.lower()
+
+
+@pytest.mark.slow
+def test_unknown_adapter_in_a_request(model):
+    with pytest.raises(AdapterError, match="adapter 'ghost' is not loaded"):
+        model.generate([ask(QUESTIONS[0], adapter="ghost")])
+
+
+@pytest.mark.slow
+def test_default_dtype_answers():
+    m = LocalModel(EMBEDDED).load()  # auto: bf16 weights where the CPU has bf16 instructions
+    c = m.generate([ask(QUESTIONS[0])])[0]
+    assert "paris" in c.text.lower() and c.extra["dtype"] == m.dtype
+    fp32 = LocalModel(EMBEDDED, dtype="float32")
+    assert (m.fingerprint() == fp32.fingerprint()) == (m.dtype == "float32")
+
+
+# ---------------------------------------------------------------- adapters
+
+def _base(model: LocalModel):
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(model.resolved.pretrained_path())
+
+
+@pytest.fixture(scope="module")
+def adapter_dirs(model, tmp_path_factory) -> dict[str, Path]:
+    import torch
+    from peft import LoraConfig, PrefixTuningConfig, TaskType, get_peft_model
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    root = tmp_path_factory.mktemp("adapters")
+    dirs = {}
+    for name, seed in (("a", 1), ("b", 2)):  # random A and B (B non-zero), so outputs change
+        torch.manual_seed(seed)
+        cfg = LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False,
+                         task_type=TaskType.CAUSAL_LM)
+        get_peft_model(_base(model), cfg).save_pretrained(root / name)
+        dirs[name] = root / name
+    torch.manual_seed(3)
+    get_peft_model(_base(model), PrefixTuningConfig(num_virtual_tokens=6, task_type=TaskType.CAUSAL_LM)
+                   ).save_pretrained(root / "prefix")
+    dirs["prefix"] = root / "prefix"
+    tiny = LlamaForCausalLM(LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                        num_attention_heads=4, num_key_value_heads=4, vocab_size=256))
+    get_peft_model(tiny, LoraConfig(r=4, target_modules=["q_proj", "v_proj"])).save_pretrained(root / "other")
+    dirs["other"] = root / "other"
+    shutil.copytree(root / "a", root / "nomatch")
+    cfg_file = root / "nomatch" / "adapter_config.json"
+    data = json.loads(cfg_file.read_text())
+    data["target_modules"] = ["not_a_module"]
+    cfg_file.write_text(json.dumps(data))
+    dirs["nomatch"] = root / "nomatch"
+    return dirs
+
+
+@pytest.fixture(scope="module")
+def adapted(adapter_dirs, greedy) -> LocalModel:
+    m = LocalModel(EMBEDDED, dtype="float32", max_batch_size=8, adapters={"a": adapter_dirs["a"]}).load()
+    m.load_adapter("b", adapter_dirs["b"])  # at run time
+    m.load_adapter("prefix", adapter_dirs["prefix"])
+    return m
+
+
+@pytest.mark.slow
+def test_adapters_per_request_in_one_call(adapted, greedy):
+    assert adapted.adapters() == ["a", "b", "prefix"]
+    qs = QUESTIONS[:2]
+    reqs = [ask(q, adapter) for adapter in (None, "a", "b", "prefix") for q in qs]
+    out = adapted.generate(reqs)
+    texts = {adapter: [c.text for c in out if c.adapter == adapter] for adapter in (None, "a", "b", "prefix")}
+    assert texts[None] == [greedy[q].text for q in qs]  # base unchanged by resident adapters
+    assert len({tuple(t) for t in texts.values()}) == 4  # every adapter answers differently
+    assert [c.adapter for c in out] == [r.adapter for r in reqs]  # back in request order
+
+
+@pytest.mark.slow
+def test_prefix_tuning_batched_equals_one_by_one(adapted):
+    reqs = [ask(q, "prefix", max_new_tokens=8) for q in QUESTIONS]
+    batched = adapted.generate(reqs)
+    alone = [adapted.generate([r])[0] for r in reqs]
+    assert [c.text for c in batched] == [c.text for c in alone]
+    assert [c.tokens_out for c in batched] == [c.tokens_out for c in alone]
+    assert batched[0].extra["batch_size"] == 4
+
+
+@pytest.mark.slow
+def test_fingerprints(adapted, model):
+    fps = {adapted.fingerprint(), adapted.fingerprint("a"), adapted.fingerprint("b"), adapted.fingerprint("prefix")}
+    assert len(fps) == 4 and all(len(f) == 64 for f in fps)
+    assert adapted.fingerprint() == model.fingerprint()  # same weights, same dtype
+
+
+@pytest.mark.slow
+def test_adapter_for_another_base_is_refused(adapted, adapter_dirs):
+    with pytest.raises(AdapterError, match=r"adapter 'other': .*q_proj.lora_A is \[4, 64\].*made for another base"):
+        adapted.load_adapter("other", adapter_dirs["other"])
+    assert "other" not in adapted.adapters()
+
+
+@pytest.mark.slow
+def test_adapter_matching_no_module_is_refused(adapted, adapter_dirs):
+    with pytest.raises(AdapterError, match=r"adapter 'nomatch': target_modules \['not_a_module'\] match no layer"):
+        adapted.load_adapter("nomatch", adapter_dirs["nomatch"])
+    with pytest.raises(AdapterError, match="adapter 'gone': folder .* does not exist"):
+        adapted.load_adapter("gone", adapter_dirs["a"].parent / "gone")
+    assert adapted.adapters() == ["a", "b", "prefix"]
+    assert adapted.generate([ask(QUESTIONS[0], "a")])[0].adapter == "a"  # still works
