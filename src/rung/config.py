@@ -18,6 +18,7 @@ from rung.errors import ConfigError
 
 EMBEDDED_LLM = "embedded:smollm2-135m-instruct"
 EMBEDDED_EMBEDDER = "embedded:all-minilm-l6-v2"
+PER_CASE_SCHEMA = "case"  # candidate `schema: case`: follow the schema each case names
 
 
 class _Strict(BaseModel):
@@ -123,7 +124,8 @@ class CandidateConfig(_Strict):
     # level 0 parts (all optional)
     prompt: PromptConfig | None = None
     retrieval: RetrievalConfig | None = None
-    output_schema: str | None = Field(None, alias="schema")  # a name in `schemas`
+    # a name in `schemas` (every answer follows it), or "case": each case's own `schema`
+    output_schema: str | None = Field(None, alias="schema")
     schema_retries: int = Field(2, ge=0)
     constrained_decoding: bool = False
     tools: list[str] = Field(default_factory=list)  # calculator | policy_lookup | phrases
@@ -229,7 +231,8 @@ class RungConfig(_Strict):
                 raise ValueError(
                     f"candidates.{name}.retrieval.corpus: no corpus named {cand.retrieval.corpus!r} under "
                     f"`knowledge`{_did_you_mean(cand.retrieval.corpus, self.knowledge)}")
-            if cand.output_schema and cand.output_schema not in self.schemas:
+            if cand.output_schema and cand.output_schema != PER_CASE_SCHEMA \
+                    and cand.output_schema not in self.schemas:
                 raise ValueError(
                     f"candidates.{name}.schema: no schema named {cand.output_schema!r} under "
                     f"`schemas`{_did_you_mean(cand.output_schema, self.schemas)}")

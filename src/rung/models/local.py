@@ -8,9 +8,9 @@ sequence; ttft_s is the time to the batch's first token, total_s the batch's wal
 
 dtype "auto": bfloat16 weights on a GPU that supports them (float16 otherwise) and on CPUs with
 native bf16 instructions (AVX512-BF16 / AMX), where they are faster than float32; float32 on
-other CPUs. (Measured on a 2-core AVX512-BF16 CPU: bf16 weights beat float32 by ~1.7x single
-stream and ~2.6x at batch 8, while bf16 autocast over float32 weights was slower than float32;
-see benchmarks/generation.py.)
+other CPUs. (Measured on a 2-core AVX512-BF16 CPU, benchmarks/generation.py: bf16 weights ran
+1.6-1.7x float32's tokens/s one request at a time and 2.6-3.6x at batch 8; bf16 autocast over
+float32 weights ran 0.5-0.6x float32 one at a time and ~1.2x at batch 8, so it is not used.)
 
 Seeded sampling is reproducible for the same list of requests: the seed is set before each
 batch, so a sampled answer depends on which requests share its batch.
@@ -27,7 +27,7 @@ from typing import Any
 from rung.config import EMBEDDED_LLM, ModelConfig
 from rung.errors import AdapterError, ModelError, ModelNotFoundError
 from rung.models.base import Completion, Message, ProgressCallback, Request
-from rung.models.embedded import ResolvedModel, hash_files, quiet_loading, resolve_llm
+from rung.models.embedded import ResolvedModel, quiet_loading, resolve_llm
 
 _DTYPES = ("float32", "bfloat16", "float16")
 
@@ -212,7 +212,13 @@ class LocalModel:
         tok = self._tok
         msgs = [dict(m) for m in messages]
         if tok.chat_template:
-            text = tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+            from jinja2 import TemplateError
+
+            try:
+                text = tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+            except (TemplateError, ValueError) as e:
+                raise ModelError(f"model {self.model_id}: its chat template rejected the messages: "
+                                 f"{_first_line(e)}") from e
             return list(tok(text, add_special_tokens=False)["input_ids"])
         text = "".join(f"{m.get('role', 'user')}: {m.get('content', '')}\n" for m in msgs) + "assistant:"
         return list(tok(text)["input_ids"])
@@ -235,9 +241,9 @@ class LocalModel:
             fits = [i for i in batch if limit is None or len(prompts[i]) + first.params.max_new_tokens <= limit]
             for i in batch:
                 if i not in fits:
-                    results[i] = self._error(requests[i], len(prompts[i]),
-                                             f"prompt of {len(prompts[i])} tokens + max_new_tokens "
-                                             f"{first.params.max_new_tokens} exceeds the model's context of {limit}")
+                    msg = (f"prompt of {len(prompts[i])} tokens + max_new_tokens "
+                           f"{first.params.max_new_tokens} exceeds the model's context of {limit}")
+                    results[i] = self._error(requests[i], len(prompts[i]), msg)
             if fits:
                 for i, c in zip(fits, self._run_batch([prompts[i] for i in fits], first)):
                     results[i] = c
@@ -248,7 +254,8 @@ class LocalModel:
         return [c for c in results if c is not None]
 
     def _error(self, r: Request, tokens_in: int, message: str) -> Completion:
-        return Completion("", tokens_in, 0, 0.0, 0.0, self.model_id, r.adapter, finish_reason="error", error=message)
+        return Completion("", tokens_in, 0, 0.0, 0.0, self.model_id, r.adapter,
+                          finish_reason="error", error=message)
 
     def _run_batch(self, prompts: list[list[int]], req: Request) -> list[Completion]:
         import torch

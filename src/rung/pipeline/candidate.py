@@ -20,7 +20,7 @@ _MODEL_KEYS = ("backend", "path", "gguf_file", "dtype", "base_url", "model")
 
 
 def candidate_identity(cand: CandidateConfig, model_cfg: ModelConfig | None,
-                       model_fingerprint: str) -> dict[str, Any]:
+                       model_fingerprint: str, components: str = "") -> dict[str, Any]:
     """The canonical content of a candidate: what its hash is taken over."""
     model_part: dict[str, Any] = {}
     if model_cfg is not None:
@@ -33,18 +33,24 @@ def candidate_identity(cand: CandidateConfig, model_cfg: ModelConfig | None,
         "adapter": cand.adapter,
         "system_prompt": cand.system_prompt,
         "generation": cand.generation.model_dump(mode="json"),
+        # level-0 parts: their settings, and (components) the content they read: prompt
+        # blocks, corpus index, tool data, schemas
+        "level0": cand.model_dump(mode="json", by_alias=True, include={
+            "prompt", "retrieval", "output_schema", "schema_retries", "constrained_decoding",
+            "tools", "require_citations"}),
+        "components": components,
     }
 
 
 def candidate_hash(name: str, cand: CandidateConfig, model_cfg: ModelConfig | None,
-                   model_fingerprint: str) -> str:
+                   model_fingerprint: str, components: str = "") -> str:
     """sha256 (hex) of the canonical JSON of everything about the candidate that changes answers.
 
     `name` is accepted for symmetry with the rest of the API but is not hashed: two candidates
     with the same recipe answer the same way.
     """
     del name  # deliberately not part of the identity
-    blob = json.dumps(candidate_identity(cand, model_cfg, model_fingerprint),
+    blob = json.dumps(candidate_identity(cand, model_cfg, model_fingerprint, components),
                       sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()
 

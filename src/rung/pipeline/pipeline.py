@@ -1,25 +1,29 @@
 """The level-0 pipeline: a candidate turns cases into answers.
 
-One batch goes through three explicit steps:
+One batch of cases goes through explicit steps:
 
-    prepare      case -> messages (system prompt + the case's conversation) and a trace
-    generate     every prepared request in ONE Model.generate call (the backend batches)
-    postprocess  completion -> Answer (text, usage, timings, errors)
-
-Retrieval, schema validation and tools plug into `prepare` and `postprocess` (later issues).
+    retrieve     the case's question -> chunks (filters from the case's metadata), one batch
+    prompt       blocks + system prompt + output format + tools + fenced sources -> messages
+    generate     every request in ONE Model.generate call per round (the backend batches):
+                 free-text answers go through tool rounds (when the candidate has tools),
+                 answers with a schema through validate -> repair -> retry (bounded)
+    postprocess  phrases rendered, citations extracted and checked (and required, for
+                 regulated flows), usage, timings (retrieve / prompt / generate / tools /
+                 validate / postprocess / total) and the trace
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rung.config import CandidateConfig, ModelConfig
 from rung.evals.types import Case
 from rung.models.base import Completion, GenerationParams, Message, Model, ProgressCallback, Request
-from rung.pipeline.answer import Answer, Trace
+from rung.pipeline.answer import Answer, RetrievedChunk, ToolCall, Trace
 from rung.pipeline.candidate import candidate_hash, candidate_level, candidate_record
+from rung.pipeline.components import Components
 
 if TYPE_CHECKING:
     from rung.config import RungConfig
@@ -32,18 +36,32 @@ class Prepared:
     case: Case
     request: Request
     trace: Trace
+    schema: str | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
+@dataclass
+class Generated:
+    """What generation produced for one case (after tool rounds or schema enforcement)."""
+
+    completion: Completion
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    parsed: Any = None
+    events: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+    validate_ms: float = 0.0
+
+
 class Pipeline:
-    """Runs one candidate: build prompt -> generate -> postprocess."""
+    """Runs one candidate: retrieve -> prompt -> generate (tools / schema) -> postprocess."""
 
     def __init__(self, name: str, candidate: CandidateConfig, model: Model,
-                 model_config: ModelConfig | None = None) -> None:
+                 model_config: ModelConfig | None = None, components: Components | None = None) -> None:
         self.name = name
         self.candidate = candidate
         self.model = model
         self.model_config = model_config
+        self.components = components or Components(candidate=candidate)
         self._fingerprint: str | None = None
 
     # ------------------------------------------------------------ identity
@@ -57,7 +75,8 @@ class Pipeline:
 
     @property
     def hash(self) -> str:
-        return candidate_hash(self.name, self.candidate, self.model_config, self.fingerprint)
+        return candidate_hash(self.name, self.candidate, self.model_config, self.fingerprint,
+                              self.components.fingerprint)
 
     @property
     def level(self) -> int:
@@ -65,7 +84,9 @@ class Pipeline:
 
     def record(self) -> dict:
         """The full configuration stored with a run."""
-        return candidate_record(self.name, self.candidate, self.model_config, self.fingerprint)
+        rec = candidate_record(self.name, self.candidate, self.model_config, self.fingerprint)
+        rec["components_fingerprint"] = self.components.fingerprint
+        return rec
 
     # ------------------------------------------------------------ steps
 
@@ -74,55 +95,136 @@ class Pipeline:
         repeated epochs are answered from the response cache)."""
         g = self.candidate.generation
         seed = g.seed + epoch if g.temperature > 0 else g.seed
+        stop = list(g.stop)
+        if self.components.toolset is not None:
+            stop += [s for s in self.components.toolset.stop_sequences() if s not in stop]
         return GenerationParams(max_new_tokens=g.max_new_tokens, temperature=g.temperature,
-                                top_p=g.top_p, seed=seed, stop=tuple(g.stop))
+                                top_p=g.top_p, seed=seed, stop=tuple(stop))
 
-    def build_messages(self, case: Case) -> list[Message]:
-        """The candidate's system prompt (when set) followed by the case's conversation."""
-        messages: list[Message] = []
-        if self.candidate.system_prompt.strip():
-            messages.append({"role": "system", "content": self.candidate.system_prompt})
-        messages.extend(case.chat())
-        return messages
-
-    def prepare(self, case: Case, epoch: int = 0) -> Prepared:
+    def retrieve(self, cases: list[Case]) -> tuple[list[list[RetrievedChunk]], float]:
+        """Chunks for every case (one batch) and the time per case in ms."""
+        retriever = self.components.retriever
+        if retriever is None or not cases:
+            return [[] for _ in cases], 0.0
         t0 = time.perf_counter()
-        messages = self.build_messages(case)
+        filters = [retriever.filters_for(c.metadata) for c in cases]
+        found = retriever.search_batch([c.question for c in cases], filters)
+        return found, (time.perf_counter() - t0) * 1000 / len(cases)
+
+    def build_messages(self, case: Case, retrieved: list[RetrievedChunk] | None = None,
+                       schema: str | None = None, trace: Trace | None = None) -> list[Message]:
+        """The system prompt (blocks, inline prompt, output format, tools, sources) + the case."""
+        builder = self.components.builder(schema)
+        tools = self.components.toolset.system_prompt_section() if self.components.toolset else ""
+        if builder is None:  # a pipeline built without a project: the inline system prompt only
+            messages: list[Message] = []
+            if self.candidate.system_prompt.strip():
+                messages.append({"role": "system", "content": self.candidate.system_prompt})
+            return messages + case.chat()
+        built = builder.build(case, retrieved or [], tools_section=tools)
+        if trace is not None and built.block_versions:
+            trace.events.append(built.event())
+        return built.messages
+
+    def prepare(self, case: Case, retrieved: list[RetrievedChunk], epoch: int = 0) -> Prepared:
+        t0 = time.perf_counter()
+        schema = self.components.schema_for(case.schema)
+        trace = Trace(retrieved=list(retrieved))
+        messages = self.build_messages(case, retrieved, schema, trace)
+        trace.prompt = [dict(m) for m in messages]
         request = Request.chat(messages, self.params(epoch), self.candidate.adapter)
-        prepared = Prepared(case, request, Trace(prompt=[dict(m) for m in messages]))
+        prepared = Prepared(case, request, trace, schema)
         prepared.timings_ms["prompt"] = (time.perf_counter() - t0) * 1000
         return prepared
 
     def generate(self, prepared: list[Prepared],
-                 progress: ProgressCallback | None = None) -> list[Completion]:
-        completions = self.model.generate([p.request for p in prepared], progress=progress)
-        if len(completions) != len(prepared):
-            from rung.errors import ModelError
+                 progress: ProgressCallback | None = None) -> list[Generated]:
+        """Free-text requests (with tool rounds when the candidate has tools) and schema
+        requests (validate / repair / retry), each group batched."""
+        out: list[Generated | None] = [None] * len(prepared)
+        free = [i for i, p in enumerate(prepared) if p.schema is None]
+        typed = [i for i, p in enumerate(prepared) if p.schema is not None]
+        done = 0
 
-            raise ModelError(f"model {self.model.model_id!r} returned {len(completions)} "
-                             f"completions for {len(prepared)} requests")
-        return completions
+        def shifted(offset: int):
+            if progress is None:
+                return None
+            return lambda d, _t: progress(offset + d, len(prepared))
 
-    def postprocess(self, prepared: Prepared, completion: Completion) -> Answer:
+        if free:
+            reqs = [prepared[i].request for i in free]
+            toolset = self.components.toolset
+            if toolset is not None:
+                from rung.pipeline.tools.protocol import run_tool_rounds
+
+                contexts = [prepared[i].case.metadata for i in free]
+                comps, calls = run_tool_rounds(self.model, reqs, toolset, contexts=contexts,
+                                               progress=shifted(done))
+            else:
+                comps, calls = _generate(self.model, reqs, shifted(done)), [[] for _ in free]
+            for i, c, tc in zip(free, comps, calls):
+                out[i] = Generated(c, tool_calls=tc, error=c.error)
+            done += len(free)
+        if typed:
+            from rung.pipeline.structured import enforce_batch
+
+            t0 = time.perf_counter()
+            results = enforce_batch(self.model, [prepared[i].request for i in typed],
+                                    [self.components.enforcer(prepared[i].schema) for i in typed],
+                                    progress=shifted(done))
+            wall_ms = (time.perf_counter() - t0) * 1000
+            for i, r in zip(typed, results):
+                merged = _merge(r.completions, r.text)
+                g = Generated(merged, parsed=r.parsed, events=[r.event()])
+                g.validate_ms = max(0.0, wall_ms / len(typed) - merged.total_s * 1000 / max(1, len(r.completions)))
+                if r.status in ("rejected", "error"):
+                    g.error = r.error
+                out[i] = g
+        return [g for g in out if g is not None]
+
+    def postprocess(self, prepared: Prepared, gen: Generated) -> Answer:
+        from rung.pipeline.citations import check_citations, enforce_required_citations, extract_citations
+
         t0 = time.perf_counter()
+        completion = gen.completion
+        trace = prepared.trace
+        trace.tool_calls = list(gen.tool_calls)
+        trace.events.extend(gen.events)
+        text = completion.text.strip()
+        toolset = self.components.toolset
+        if toolset is not None and toolset.phrases is not None:
+            rendered = toolset.render_phrases(text)
+            text = rendered.text
+            if (ev := rendered.trace_event()) is not None:
+                trace.events.append(ev)
+        citations = extract_citations(text, numbered=trace.retrieved) if trace.retrieved else []
+        if trace.retrieved or citations:
+            check = check_citations(citations, trace.retrieved)
+            trace.events.append({"type": "citations", "cited": citations, "unknown": check.unknown_ids,
+                                 "valid": check.valid})
+        if self.candidate.require_citations and prepared.schema is None:
+            text, refused, reason = enforce_required_citations(text, citations, trace.retrieved)
+            if refused:
+                trace.events.append({"type": "citations", "event": "refused", "reason": reason})
+                citations = []
         timings = dict(prepared.timings_ms)
         timings["generate"] = completion.total_s * 1000
-        error = completion.error or (
+        if gen.tool_calls:
+            timings["tools"] = sum(tc.duration_ms for tc in gen.tool_calls)
+        if prepared.schema is not None:
+            timings["validate"] = gen.validate_ms
+        error = gen.error or completion.error or (
             "generation failed" if completion.finish_reason == "error" else None)
         answer = Answer(
-            text=completion.text.strip(),
-            trace=prepared.trace,
-            tokens_in=completion.tokens_in,
-            tokens_out=completion.tokens_out,
-            timings_ms=timings,
+            text=text, citations=citations, parsed=gen.parsed, trace=trace,
+            tokens_in=completion.tokens_in, tokens_out=completion.tokens_out, timings_ms=timings,
             model_id=completion.model_id or self.model.model_id,
             adapter=completion.adapter if completion.adapter is not None else self.candidate.adapter,
-            cached=completion.cached,
-            error=error,
+            cached=completion.cached, error=error,
         )
         if completion.finish_reason == "length":
-            answer.trace.events.append({"step": "generate", "event": "truncated",
-                                        "max_new_tokens": prepared.request.params.max_new_tokens})
+            trace.events.append({"step": "generate", "event": "truncated",
+                                 "max_new_tokens": prepared.request.params.max_new_tokens})
         timings["postprocess"] = (time.perf_counter() - t0) * 1000
         timings["total"] = sum(v for k, v in timings.items() if k != "total")
         return answer
@@ -131,21 +233,51 @@ class Pipeline:
 
     def answer_batch(self, cases: list[Case], progress: ProgressCallback | None = None,
                      *, epoch: int = 0) -> list[Answer]:
-        """Answer every case, generating them all in one Model.generate call."""
-        prepared = [self.prepare(c, epoch) for c in cases]
-        if not prepared:
+        """Answer every case: one retrieval batch, then batched generation."""
+        if not cases:
             return []
-        completions = self.generate(prepared, progress)
-        return [self.postprocess(p, c) for p, c in zip(prepared, completions)]
+        retrieved, retrieve_ms = self.retrieve(cases)
+        prepared = [self.prepare(c, r, epoch) for c, r in zip(cases, retrieved)]
+        if self.components.retriever is not None:
+            for p in prepared:
+                p.timings_ms = {"retrieve": retrieve_ms, **p.timings_ms}
+        generated = self.generate(prepared, progress)
+        return [self.postprocess(p, g) for p, g in zip(prepared, generated)]
 
     def answer(self, case: Case) -> Answer:
         return self.answer_batch([case])[0]
 
 
-def build_pipeline(config: RungConfig, candidate: str | None = None, use_cache: bool = True) -> Pipeline:
-    """The named candidate of a project (its model loaded through the project's factory)."""
+def _generate(model: Model, requests: list[Request], progress: ProgressCallback | None) -> list[Completion]:
+    completions = model.generate(requests, progress=progress)
+    if len(completions) != len(requests):
+        from rung.errors import ModelError
+
+        raise ModelError(f"model {model.model_id!r} returned {len(completions)} completions "
+                         f"for {len(requests)} requests")
+    return completions
+
+
+def _merge(completions: list[Completion], text: str) -> Completion:
+    """One completion standing for all the attempts of a schema answer: the final text, tokens
+    and time summed over attempts."""
+    last = completions[-1]
+    return Completion(text=text, tokens_in=sum(c.tokens_in for c in completions),
+                      tokens_out=sum(c.tokens_out for c in completions), ttft_s=completions[0].ttft_s,
+                      total_s=sum(c.total_s for c in completions), model_id=last.model_id,
+                      adapter=last.adapter, cached=all(c.cached for c in completions),
+                      finish_reason=last.finish_reason, error=last.error,
+                      extra={"attempts": len(completions)})
+
+
+def build_pipeline(config: RungConfig, candidate: str | None = None, use_cache: bool = True,
+                   progress: ProgressCallback | None = None) -> Pipeline:
+    """The named candidate of a project: its model (through the project's factory and cache)
+    and its level-0 parts (corpus index built or loaded, prompt blocks, tools, schemas)."""
     from rung.models.factory import load_project_model
+    from rung.pipeline.components import build_components
 
     name, cand = config.candidate(candidate)
+    components = build_components(config, cand, progress)
     model = load_project_model(config, cand.model, use_cache=use_cache)
-    return Pipeline(name, cand, model, model_config=config.models[cand.model])
+    return Pipeline(name, cand, model, model_config=config.models[cand.model], components=components)

@@ -78,13 +78,13 @@ class SupportChecker:
         self.embedding_threshold = embedding_threshold
         self.check_facts = check_facts
         self.facts = SourceFacts.of([c.text for c in chunks])
-        self.windows: list[tuple[str, str, set[str]]] = []  # (chunk id, text, content tokens)
+        self.windows: list[tuple[str, str, set[str], int]] = []  # (chunk id, text, tokens, sentences)
         for c in chunks:
             sents = split_sentences(c.text) or [c.text]
             for size in range(1, _WINDOW + 1):
                 for i in range(0, max(1, len(sents) - size + 1)):
                     text = " ".join(sents[i:i + size])
-                    self.windows.append((c.id, text, set(content_tokens(text))))
+                    self.windows.append((c.id, text, set(content_tokens(text)), size))
 
     @property
     def method(self) -> str:
@@ -99,17 +99,32 @@ class SupportChecker:
             out.append(self._verdict(claim, None if sims is None else sims[i]))
         return out
 
+    def texts_to_embed(self, claims: list[str]) -> list[str]:
+        """Everything `check` embeds (to batch several checkers' work into one encode call)."""
+        return list(claims) + [self.windows[j][1] for j in self._sentence_windows]
+
+    @property
+    def _sentence_windows(self) -> list[int]:
+        # similarity is computed against single sentences only: half the encoding work of all
+        # windows, and lexical recall already covers claims that fuse adjacent sentences
+        return [j for j, w in enumerate(self.windows) if w[3] == 1]
+
     def _similarities(self, claims: list[str]) -> Any:
         if self.embedder is None or not claims:
             return None
+        import numpy as np
+
+        idx = self._sentence_windows
         cv = embed(self.embedder, claims)
-        wv = embed(self.embedder, [w[1] for w in self.windows])
-        return cv @ wv.T
+        wv = embed(self.embedder, [self.windows[j][1] for j in idx])
+        full = np.full((len(claims), len(self.windows)), -1.0, dtype=np.float32)
+        full[:, idx] = cv @ wv.T
+        return full
 
     def _verdict(self, claim: str, sims: Any) -> ClaimVerdict:
         toks = set(content_tokens(claim))
         best_lex, best_w = 0.0, 0
-        for j, (_cid, _text, wt) in enumerate(self.windows):
+        for j, (_cid, _text, wt, _n) in enumerate(self.windows):
             lex = len(toks & wt) / len(toks) if toks else 0.0
             if lex > best_lex:
                 best_lex, best_w = lex, j

@@ -120,9 +120,11 @@ def _eval(node: ast.AST) -> Number:
 
 
 def _call(node: ast.Call) -> Number:
-    if not isinstance(node.func, ast.Name) or node.func.id not in _FUNCTIONS:
-        name = node.func.id if isinstance(node.func, ast.Name) else "this call"
-        raise ToolError(f"{_TOOL}: {name!r} is not allowed; functions are {', '.join(_FUNCTIONS)}")
+    if not isinstance(node.func, ast.Name):
+        what = _REFUSED.get(type(node.func), "calling the result of an expression")
+        raise ToolError(f"{_TOOL}: {what} not allowed; functions are {', '.join(_FUNCTIONS)}")
+    if node.func.id not in _FUNCTIONS:
+        raise ToolError(f"{_TOOL}: {node.func.id!r} is not allowed; functions are {', '.join(_FUNCTIONS)}")
     if node.keywords or any(isinstance(a, ast.Starred) for a in node.args):
         raise ToolError(f"{_TOOL}: {node.func.id}() takes plain numbers only")
     args = [_eval(a) for a in node.args]
@@ -169,9 +171,11 @@ def _check_size(value: Any) -> Number:
 
 
 def _longest_expression(text: str) -> str:
-    """The longest prefix of `text` (by words) that parses as an expression: small models add
-    trailing words ("49 * 0.2 to get the discount")."""
+    """The longest prefix of `text` (by words) that evaluates: small models add trailing words
+    ("49 * 0.2 to get the discount"). When no prefix evaluates, the longest one that parses
+    (so the tool error explains what is wrong), else the whole text."""
     words = text.split()[:80]
+    parses: str | None = None
     for n in range(len(words), 0, -1):
         candidate = " ".join(words[:n]).rstrip(".,;:!?")
         source = normalise_expression(candidate)
@@ -181,8 +185,12 @@ def _longest_expression(text: str) -> str:
             ast.parse(source, mode="eval")
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             continue
-        return candidate
-    return text.strip()
+        try:
+            evaluate(candidate)
+            return candidate
+        except ToolError:
+            parses = parses or candidate
+    return parses or text.strip()
 
 
 class Calculator:

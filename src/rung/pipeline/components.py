@@ -1,0 +1,119 @@
+"""The level-0 parts of a candidate, built once from rung.yaml: retriever, prompt builders,
+tools and schema enforcers, plus a fingerprint of the content they read (prompt blocks, corpus
+index, tool data, schemas) so that the candidate's hash changes when any of it changes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from rung.config import PER_CASE_SCHEMA, CandidateConfig, RungConfig
+
+if TYPE_CHECKING:
+    from rung.pipeline.prompt import PromptBuilder
+    from rung.pipeline.retrieval.search import Retriever
+    from rung.pipeline.structured import SchemaEnforcer
+    from rung.pipeline.tools.toolset import ToolSet
+
+
+@dataclass
+class Components:
+    """What a candidate uses besides its model. Everything is optional (a bare candidate has
+    none of it)."""
+
+    config: RungConfig | None = None
+    candidate: CandidateConfig | None = None
+    retriever: Retriever | None = None
+    toolset: ToolSet | None = None
+    schemas: dict[str, Any] = field(default_factory=dict)
+    fingerprint: str = ""
+    _builders: dict[str | None, PromptBuilder] = field(default_factory=dict, repr=False)
+    _enforcers: dict[str, SchemaEnforcer] = field(default_factory=dict, repr=False)
+
+    def schema_for(self, case_schema: str | None) -> str | None:
+        """The schema an answer must follow: the candidate's, or with `schema: case` the case's."""
+        if self.candidate is None or not self.candidate.output_schema:
+            return None
+        if self.candidate.output_schema == PER_CASE_SCHEMA:
+            return case_schema if case_schema in self.schemas else None
+        return self.candidate.output_schema
+
+    def builder(self, schema: str | None) -> PromptBuilder | None:
+        """The prompt builder for answers that follow `schema` (None: free text)."""
+        if self.config is None or self.candidate is None:
+            return None
+        if schema not in self._builders:
+            from rung.pipeline.prompt import PromptBuilder
+
+            cand = self.candidate.model_copy(update={"output_schema": schema})
+            self._builders[schema] = PromptBuilder.from_config(self.config, cand, self.schemas)
+        return self._builders[schema]
+
+    def enforcer(self, schema: str) -> SchemaEnforcer:
+        if schema not in self._enforcers:
+            from rung.pipeline.structured import SchemaEnforcer
+
+            retries = self.candidate.schema_retries if self.candidate else 2
+            self._enforcers[schema] = SchemaEnforcer(schema, self.schemas[schema], retries)
+        return self._enforcers[schema]
+
+
+def build_components(config: RungConfig, candidate: CandidateConfig,
+                     progress: Callable[[int, int], None] | None = None) -> Components:
+    """Load what the candidate names: the corpus index (built or loaded from disk), the tools
+    and their data, the schemas; errors name the rung.yaml key that is wrong."""
+    schemas: dict[str, Any] = {}
+    if candidate.output_schema:
+        from rung.evals.schemas import load_schemas
+
+        schemas = load_schemas(config)
+    retriever = None
+    if candidate.retrieval is not None:
+        from rung.pipeline.retrieval.search import Retriever
+
+        retriever = Retriever.from_config(config, candidate.retrieval, progress)
+    toolset = None
+    if candidate.tools:
+        from rung.pipeline.tools.toolset import ToolSet
+
+        toolset = ToolSet.from_config(config, candidate.tools)
+    comps = Components(config, candidate, retriever, toolset, schemas)
+    comps.fingerprint = _fingerprint(config, candidate, comps)
+    return comps
+
+
+def _fingerprint(config: RungConfig, candidate: CandidateConfig, comps: Components) -> str:
+    parts: dict[str, Any] = {}
+    builder = comps.builder(None)
+    if builder is not None:
+        parts["prompt"] = builder.fingerprint()
+    if comps.retriever is not None:
+        m = comps.retriever.index.manifest
+        parts["corpus"] = {"docs": m.docs, "chunking": [m.chunk_tokens, m.chunk_overlap],
+                           "embedder": m.embedder}
+    if candidate.tools:
+        parts["tools"] = {name: _file_hash(config.resolve(path))
+                          for name, path in sorted(config.tool_data.items()) if name in candidate.tools}
+    if comps.schemas:
+        parts["schemas"] = json.dumps({k: _schema_repr(v) for k, v in sorted(comps.schemas.items())},
+                                      sort_keys=True, default=str)
+    if not parts:
+        return ""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _schema_repr(schema: Any) -> Any:
+    if isinstance(schema, dict):
+        return schema
+    fn = getattr(schema, "model_json_schema", None)
+    return fn() if fn else repr(schema)
+
+
+def _file_hash(path: Any) -> str:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()[:16]
+    except OSError:
+        return "missing"
