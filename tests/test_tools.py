@@ -171,6 +171,7 @@ def test_policy_lookup_misses_suggest(project: Path) -> None:
     ("cancellation_notice jurisdiction=EU", {"key": "cancellation_notice", "jurisdiction": "EU"}),
     ("refund_window to check the window", {"key": "refund_window"}),
     ('"warranty_period".', {"key": "warranty_period"}),
+    ("refund_window: Unused devices may be returned", {"key": "refund_window"}),
 ])
 def test_policy_lookup_reads_line_arguments(project: Path, text: str, expected: dict[str, str]) -> None:
     assert PolicyTable.from_yaml(project / "data" / "policies.yaml").parse_text(text) == expected
@@ -235,6 +236,18 @@ def test_toolset_from_config_and_prompt(toolset: ToolSet) -> None:
     assert toolset.stop_sequences() == ["TOOL RESULT"]
     empty = ToolSet([])
     assert not empty and empty.system_prompt_section() == "" and empty.find_calls("CALL calculator: 1+1") == []
+
+
+def test_example_messages_demonstrate_true_calls(toolset: ToolSet) -> None:
+    shots = toolset.example_messages()
+    assert [m["role"] for m in shots] == ["user", "assistant", "user", "assistant"] * 2
+    assert shots[1]["content"] == "CALL calculator: 12 * 7"
+    assert shots[2]["content"].startswith("TOOL RESULT calculator: 84\n") and shots[3]["content"] == "12 * 7 = 84."
+    assert shots[5]["content"] == "CALL policy_lookup: refund_window"
+    assert shots[7]["content"] == "Unused devices may be returned within 30 days of delivery."
+    for m in shots[1::4]:  # every demonstrated call parses back to a call that succeeds
+        [call] = toolset.find_calls(m["content"])
+        assert toolset.execute(call).error is None
 
 
 def test_toolset_config_errors(project: Path) -> None:

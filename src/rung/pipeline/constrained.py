@@ -26,7 +26,7 @@ from typing import Any
 from rung.errors import ConfigError
 
 DEFAULT_MAX_LENGTH = 600  # characters of a free string without maxLength
-DEFAULT_MAX_ITEMS = 8  # items of an array without maxItems
+DEFAULT_MAX_ITEMS = 5  # items of an array without maxItems
 
 # A segment's sub-state is a small tuple; a machine state is (segment index, sub-state).
 State = tuple[int, Any]
@@ -120,38 +120,44 @@ class _Array:
     item: _Enum | _String
     min_items: int
     max_items: int
+    unique: bool = False
 
-    # sub: (phase, count, item sub); phases: open, first (after "["), item, after, space
+    # sub: (phase, count, item sub, items so far, current item text); phases: open, first
+    # (after "["), item, after (an item ended), space (after ","), space_done, closed
     def start(self) -> Any:
-        return ("open", 0, None)
+        return ("open", 0, None, (), "")
 
-    def step(self, sub: tuple[str, int, Any], ch: str) -> Any:
-        phase, count, inner = sub
+    def step(self, sub: tuple[str, int, Any, tuple[str, ...], str], ch: str) -> Any:
+        phase, count, inner, seen, cur = sub
         if phase == "open":
-            return ("first", 0, None) if ch == "[" else None
+            return ("first", 0, None, (), "") if ch == "[" else None
         if phase == "first" and ch == "]":
-            return ("closed", 0, None) if self.min_items == 0 else None
+            return ("closed", 0, None, (), "") if self.min_items == 0 else None
         if phase in ("first", "space_done"):
-            inner = self.item.start()
-            phase = "item"
+            inner, phase, cur = self.item.start(), "item", ""
         if phase == "item":
             nxt = self.item.step(inner, ch)
             if nxt is None:
                 return None
-            return ("after", count + 1, None) if self.item.finished(nxt) else ("item", count, nxt)
+            if not self.item.finished(nxt):
+                return ("item", count, nxt, seen, cur + ch)
+            value = cur + ch
+            if self.unique and value in seen:
+                return None
+            return ("after", count + 1, None, (*seen, value) if self.unique else (), "")
         if phase == "after":
             if ch == "]" and count >= self.min_items:
-                return ("closed", count, None)
-            return ("space", count, None) if ch == "," and count < self.max_items else None
+                return ("closed", count, None, (), "")
+            return ("space", count, None, seen, "") if ch == "," and count < self.max_items else None
         if phase == "space":
-            return ("space_done", count, None) if ch == " " else None
+            return ("space_done", count, None, seen, "") if ch == " " else None
         return None
 
-    def finished(self, sub: tuple[str, int, Any]) -> bool:
+    def finished(self, sub: tuple) -> bool:
         return sub[0] == "closed"
 
-    def expected(self, sub: tuple[str, int, Any]) -> set[str] | None:
-        phase, count, inner = sub
+    def expected(self, sub: tuple) -> set[str] | None:
+        phase, count, inner = sub[:3]
         if phase == "open":
             return {"["}
         if phase in ("first", "space_done"):
@@ -163,8 +169,8 @@ class _Array:
             return ({"]"} if count >= self.min_items else set()) | ({","} if count < self.max_items else set())
         return {" "}
 
-    def shortest(self, sub: tuple[str, int, Any]) -> str:
-        phase, count, inner = sub
+    def shortest(self, sub: tuple) -> str:
+        phase, count, inner = sub[:3]
         one = self.item.shortest(self.item.start())
         head = {"open": "[", "item": self.item.shortest(inner) if inner is not None else "",
                 "space": " " + one, "space_done": one}.get(phase, "")
@@ -232,10 +238,27 @@ class JsonGrammar:
         return set() if i >= len(self.segments) else self.segments[i].expected(sub)
 
     def free_string(self, state: State) -> tuple[_String, int] | None:
-        """(the string segment, characters so far) when `state` is inside a free string."""
+        """(the string, characters so far) when `state` is inside a free string (or an array's)."""
         i, sub = state
         seg = self.segments[i] if i < len(self.segments) else None
+        if isinstance(seg, _Array) and sub[0] == "item":
+            seg, sub = seg.item, sub[2]
         return (seg, sub[1]) if isinstance(seg, _String) and sub[0] == 1 else None
+
+    def forced(self, state: State, limit: int = 48) -> str:
+        """The text that must come next, as long as only one character is possible."""
+        out = []
+        while len(out) < limit and not self.done(state) and self.free_string(state) is None:
+            exp = self.expected(state)
+            if exp is None or len(exp) != 1:
+                break
+            ch = next(iter(exp))
+            nxt = self.feed(state, ch)
+            if nxt is None:
+                break
+            out.append(ch)
+            state = nxt
+        return "".join(out)
 
     def shortest(self, state: State) -> str:
         """The shortest text that completes the JSON from `state`."""
@@ -263,7 +286,8 @@ def _value(key: str, sub: dict[str, Any]) -> _Enum | _String | _Array:
     if t == "array" and isinstance(sub.get("items"), dict):
         item = _value(key, sub["items"])
         if isinstance(item, _String | _Enum):
-            return _Array(item, int(sub.get("minItems", 0)), int(sub.get("maxItems", DEFAULT_MAX_ITEMS)))
+            return _Array(item, int(sub.get("minItems", 0)), int(sub.get("maxItems", DEFAULT_MAX_ITEMS)),
+                          bool(sub.get("uniqueItems", False)))
     raise ConfigError(f"constrained decoding: property {key!r} has an unsupported type ({t or 'none'}); "
                       "supported: string, enum, boolean, array of strings")
 
@@ -420,6 +444,17 @@ class JsonLogitsProcessor:
             if seg.chars is not None:
                 plain &= t.class_mask(seg.first if n == 0 else None, seg.chars)
             return [i for i in t.quoted if g.feed(st, t.texts[i]) is not None], plain
+        must = g.forced(st)
+        if must:
+            # the text is fixed: the longest token that is a prefix of it (as a tokenizer would
+            # write it), or a token that covers it and goes on validly
+            prefixes = [i for i in t.by_first.get(must[0], []) if must.startswith(t.texts[i])]
+            longest = max((len(t.texts[i]) for i in prefixes), default=0)
+            ids = [i for i in prefixes if len(t.texts[i]) == longest]
+            ids += [i for i in t.by_first.get(must[0], []) if len(t.texts[i]) > len(must)
+                    and t.texts[i].startswith(must) and g.feed(st, t.texts[i]) is not None]
+            if ids:
+                return ids, None
         expected = g.expected(st) or set()
         ids = [i for c in expected for i in t.by_first.get(c, []) if g.feed(st, t.texts[i]) is not None]
         return ids or t.eos, None

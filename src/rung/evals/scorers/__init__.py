@@ -1,5 +1,7 @@
 """Built-in scorers. Each module registers its scorers on import."""
 
+import importlib as _importlib
+
 from rung.evals.scorers.base import (  # noqa: F401
     FunctionScorer,
     Score,
@@ -11,12 +13,8 @@ from rung.evals.scorers.base import (  # noqa: F401
     registered,
 )
 
-# built-in scorer modules are imported here so that they register themselves
-import importlib as _importlib
+BUILTIN_MODULES = ("success", "schema", "refusal", "safety", "groundedness", "citation", "usage",
+                   "judge", "retrieval")
 
-for _mod in ("success", "schema", "refusal", "safety", "groundedness", "citation", "usage", "judge"):
-    try:
-        _importlib.import_module(f"rung.evals.scorers.{_mod}")
-    except ModuleNotFoundError as _e:  # pragma: no cover - only while a module is being written
-        if _e.name != f"rung.evals.scorers.{_mod}":
-            raise
+for _mod in BUILTIN_MODULES:
+    _importlib.import_module(f"rung.evals.scorers.{_mod}")

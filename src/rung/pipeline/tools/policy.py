@@ -196,11 +196,11 @@ class PolicyTable:
         words = line.split()
         for n in range(len(words), 0, -1):
             head = " ".join(words[:n])
-            if self._is_key(head.partition("@")[0]):
+            if self._is_key(head.partition("@")[0].rstrip(":,;.")):
                 rest = words[n:]
                 if jur is None and rest and self._looks_like_jurisdiction(rest[0]):
                     jur = rest[0].strip(".,;:'\"`")
-                line = head
+                line = head.rstrip(":,;.")
                 break
         args: dict[str, Any] = {"key": line.strip()}
         if jur:

@@ -23,7 +23,7 @@ from rung.pipeline.tools.base import Tool, ToolError
 from rung.pipeline.tools.calculator import Calculator
 from rung.pipeline.tools.phrases import PhraseLibrary, PhraseResult
 from rung.pipeline.tools.policy import PolicyTable
-from rung.pipeline.tools.protocol import RESULT_PREFIX, ParsedCall, find_calls, strip_calls
+from rung.pipeline.tools.protocol import RESULT_PREFIX, ParsedCall, find_calls, result_message, strip_calls
 
 if TYPE_CHECKING:
     from rung.config import RungConfig
@@ -133,6 +133,31 @@ class ToolSet:
             out[0]["content"] = f"{base}\n\n{section}" if base else section
         else:
             out.insert(0, {"role": "system", "content": section})
+        return out
+
+    def example_messages(self) -> list[Message]:
+        """A short demonstration (user question, CALL, TOOL RESULT, final answer) per callable
+        tool, to put between the system prompt and the conversation. Small models rarely call
+        tools from the instructions alone; results come from the real tools, so they are true."""
+        out: list[Message] = []
+        for name in self.advertised_calls:
+            tool = self.tools[name]
+            if isinstance(tool, Calculator):
+                question, line, answer = "What is 12 * 7?", "12 * 7", "12 * 7 = {result}."
+            elif isinstance(tool, PolicyTable):  # the first key that answers without a jurisdiction
+                key = next((k for k in tool.keys() if self.execute(ParsedCall(name, {"key": k}, "", "line"))
+                            .error is None), None)
+                if key is None:
+                    continue
+                question, line, answer = f"What is the policy on {key.replace('_', ' ')}?", key, "{text}"
+            else:
+                continue
+            call = self.execute(ParsedCall(name, tool.parse_text(line), "", "line"))
+            text = call.result.split(": ", 1)[-1]
+            out += [{"role": "user", "content": question},
+                    {"role": "assistant", "content": f"CALL {name}: {line}"},
+                    {"role": "user", "content": result_message([call])},
+                    {"role": "assistant", "content": answer.format(result=call.result, text=text)}]
         return out
 
     def openai_tools(self) -> list[dict[str, Any]]:
