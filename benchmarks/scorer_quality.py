@@ -271,8 +271,8 @@ def refusal_benchmark(calib: list[dict], test: list[dict], fitz_patterns: list[s
     detectors = {"patterns_only": pat}
     if embedder is not None:
         scores = []
-        for t in (0.5, 0.55, 0.6, 0.65, 0.7, 0.75):
-            for m in (0.0, 0.05, 0.1, 0.15, 0.2):
+        for t in (0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7):
+            for m in (0.1, 0.15, 0.2, 0.3):
                 f = refusal_metrics(cal, lambda x, t=t, m=m: detect_refusal(
                     x, embedder, embedding_threshold=t, embedding_margin=m))["f1"]
                 scores.append((f, t, m))
@@ -477,12 +477,13 @@ def answer_eval(items: list[dict[str, Any]], embedder: Any, lex_t: float, emb_t:
     for it in items:
         by_case.setdefault(it["case"]["id"], []).append(it)
     preds, gold, qualified = [], [], []
+    rng = random.Random(SEED)
     for cid, its in by_case.items():
         c = its[0]["case"]
         chunks = [RetrievedChunk(f"{cid}#{i}", cid, t) for i, t in enumerate(c["contexts"])]
         sup = [it["claim"] for it in its if it["supported"]]
         uns = [it["claim"] for it in its if not it["supported"]]
-        answers = [(" ".join(sup[:2]), False)] + [(f"{sup[0]} {u}", True) for u in uns[:1]]
+        answers = [(" ".join(sup[:2]), False)] + ([(f"{sup[0]} {rng.choice(uns)}", True)] if uns else [])
         answers.append((f"{sup[0]} However, the context does not specify {topic(c['query'])}.", None))
         for text, hallucinated in answers:
             s = scorer.score(Case(id=cid, input=c["query"]), Answer(text=text, trace=Trace(retrieved=chunks)), ctx)[0]

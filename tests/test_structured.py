@@ -87,8 +87,9 @@ def test_repair_each_kind_of_broken_json(broken, fix):
 
 
 def test_repair_keeps_content_and_gives_up_on_real_damage():
-    assert json.loads(repair_json("{'answer': 'say \"hi\"', 'n': [1, 2,],}").text) == {"answer": 'say "hi"', "n": [1, 2]}
-    assert json.loads(repair_json('{"answer": "it\u2019s fine"') .text) == {"answer": "it\u2019s fine"}
+    fixed = repair_json("{'answer': 'say \"hi\"', 'n': [1, 2,],}")
+    assert json.loads(fixed.text) == {"answer": 'say "hi"', "n": [1, 2]}
+    assert json.loads(repair_json('{"answer": "it\u2019s fine"').text) == {"answer": "it\u2019s fine"}
     assert json.loads(repair_json('{"a": "two\nlines"}').text) == {"a": "two\nlines"}
     assert repair_json('{"answer": "You have 14 da').error.startswith("unterminated string")
     assert "after a key" in repair_json('{"intent": "billing", "priority":').error
@@ -232,15 +233,14 @@ def local_model():
 def test_embedded_model_triage_through_enforce_batch(local_model):
     enf = SchemaEnforcer("triage", TRIAGE, max_retries=1)
     cases = [Case(id="a", input="My Ember T2 thermostat shows error E4 and the heating is off."),
-             Case(id="b", input="I was charged twice for my Vault subscription this month."),
-             Case(id="c", input="Where is my router order? It has not arrived after 10 days.")]
+             Case(id="b", input="I was charged twice for my Vault subscription this month.")]
     system = "You triage support tickets of Havrel Home Devices.\n\n" + enf.instructions()
     requests = [Request.chat([{"role": "system", "content": system}, *c.chat()],
-                             GenerationParams(max_new_tokens=96)) for c in cases]
+                             GenerationParams(max_new_tokens=48)) for c in cases]
     model = BatchRecorder(local_model)
     results = enforce_batch(model, requests, enf)
 
-    assert len(results) == 3
+    assert len(results) == 2
     for r in results:
         assert r.status in STATUSES and r.attempts == len(r.completions) and 1 <= r.attempts <= 2
         assert r.tokens_out == sum(c.tokens_out for c in r.completions) > 0
@@ -254,8 +254,8 @@ def test_embedded_model_triage_through_enforce_batch(local_model):
         if r.status == "rejected":
             assert r.attempts == enf.max_retries + 1 and r.error.startswith("schema rejected: triage:")
     retried = sum(r.attempts > 1 for r in results)
-    assert model.batches == ([3, retried] if retried else [3])
-    assert sum(status_counts(results).values()) == 3
+    assert model.batches == ([2, retried] if retried else [2])
+    assert sum(status_counts(results).values()) == 2
 
 
 class BatchRecorder:
@@ -277,3 +277,71 @@ class BatchRecorder:
     def generate(self, requests, progress=None):
         self.batches.append(len(requests))
         return self.inner.generate(requests, progress)
+
+
+# ---------------------------------------------------------------- constrained decoding
+
+
+def _walk(grammar, text):
+    state = grammar.start()
+    for n, ch in enumerate(text):
+        state = grammar.feed(state, ch)
+        if state is None:
+            return n  # where the grammar refused
+    return state
+
+
+def test_grammar_accepts_valid_triage_json_and_refuses_the_rest():
+    from rung.pipeline.constrained import JsonGrammar
+
+    g = JsonGrammar.from_schema(TRIAGE)
+    good = '{"intent": "shipping", "priority": "normal", "answer": "Soon.", "citations": ["shipping-eu", "faq"]}'
+    end = _walk(g, good)
+    assert g.done(end) and SchemaEnforcer("triage", TRIAGE).check(good).state == "valid_first_try"
+    prefix = '{"intent": "shipping", "priority": "normal", "answer": "'
+    assert _walk(g, '{"intent": "shopping"') == len('{"intent": "sh')  # not an enum value
+    assert _walk(g, prefix + '"') == len(prefix)  # minLength 1: an empty answer cannot close
+    assert _walk(g, prefix + 'a\\n') == len(prefix) + 1  # no backslashes in free strings
+    items = prefix + 'ok", "citations": ['
+    assert _walk(g, items + '"-x"]}') == len(items) + 1  # pattern: the first character is [a-z0-9]
+    assert _walk(g, items + '"a", "a"') == len(items) + 7  # uniqueItems
+    # the shortest completion from any point is valid JSON for the schema (bar the pattern's
+    # placeholder, which is a valid id)
+    for cut in (0, 5, 20, len(prefix) + 1, len(items) + 2):
+        state = _walk(g, good[:cut])
+        assert json.loads(good[:cut] + g.shortest(state))
+    assert g.forced(_walk(g, "{")) == '"intent": "'  # fixed text up to the enum's choice
+
+
+def test_grammar_rejects_unsupported_schemas():
+    from rung.pipeline.constrained import JsonGrammar
+
+    with pytest.raises(ConfigError, match="must be an object with properties"):
+        JsonGrammar.from_schema({"type": "array"})
+    with pytest.raises(ConfigError, match="property 'qty' has an unsupported type \\(integer\\)"):
+        JsonGrammar.from_schema({"type": "object", "properties": {"qty": {"type": "integer"}}})
+
+
+@pytest.mark.slow
+def test_constrained_decoding_with_the_embedded_model(local_model):
+    import torch
+    from transformers import LogitsProcessorList
+
+    from rung.pipeline.constrained import JsonGrammar
+
+    local_model.load()
+    tok, hf = local_model._tok, local_model._model  # the backend's loaded tokenizer and model
+    enf = SchemaEnforcer("triage", TRIAGE)
+    system = "You triage support tickets.\n\n" + enf.instructions()
+    prompts = [local_model.prompt_ids([{"role": "system", "content": system}, {"role": "user", "content": q}])
+               for q in ("My thermostat smells of burning plastic!", "Where is my parcel?")]
+    enc = tok.pad({"input_ids": prompts}, padding=True, return_tensors="pt")
+    budget = 48  # tight on purpose: the processor must still close the JSON
+    proc = JsonGrammar.from_schema(TRIAGE).logits_processor(tok, budget)
+    with torch.inference_mode():
+        out = hf.generate(**enc, max_new_tokens=budget, do_sample=False, pad_token_id=tok.pad_token_id,
+                          eos_token_id=tok.eos_token_id, logits_processor=LogitsProcessorList([proc]))
+    for row in out[:, enc["input_ids"].shape[1]:].tolist():
+        text = tok.decode(row, skip_special_tokens=True)
+        outcome = enf.check(text)
+        assert outcome.state == "valid_first_try", (text, outcome.errors)

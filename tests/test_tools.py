@@ -299,8 +299,25 @@ def test_find_calls_both_syntaxes_with_noise(toolset: ToolSet, text: str, name: 
     assert toolset.execute(call).error is None
 
 
+@pytest.mark.parametrize(("text", "name", "arguments"), [
+    ("CALL 49 * 0.2 = 0.49.", "calculator", {"expression": "49 * 0.2"}),
+    ("CALL 15% of 80", "calculator", {"expression": "15% of 80"}),
+    ("CALL cancellation_notice: 30 days.", "policy_lookup", {"key": "cancellation_notice"}),
+    ("CALL refund_window@EU", "policy_lookup", {"key": "refund_window@EU"}),
+    ("CALL refund_denied", "phrases", {"key": "refund_denied"}),
+])
+def test_nameless_calls_are_inferred(toolset: ToolSet, text: str, name: str, arguments: dict[str, Any]) -> None:
+    # SmolLM2-135M often writes "CALL <input>" without the tool's name
+    [call] = toolset.find_calls(text)
+    assert (call.name, call.arguments) == (name, arguments)
+
+
 @pytest.mark.parametrize("text", [
     "Call support: 555-0100, or call us tomorrow.",
+    "Call 555 1234 for help.",
+    "CALL me maybe",
+    "CALL 2024",
+    "call 12 * 3",
     "You can recall the order: it ships Monday.",
     "Our agents call calculator: owners first.",
     '{"name": "Ada", "arguments": "none"}',

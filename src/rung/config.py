@@ -77,6 +77,7 @@ class GenerationConfig(_Strict):
     top_p: float = Field(1.0, gt=0, le=1)
     seed: int = 0
     stop: list[str] = Field(default_factory=list)
+    repetition_penalty: float = Field(1.0, ge=1.0, le=2.0)
 
 
 class CorpusConfig(_Strict):

@@ -29,6 +29,7 @@ class GenerationParams:
     top_p: float = 1.0
     seed: int = 0
     stop: tuple[str, ...] = ()
+    repetition_penalty: float = 1.0  # > 1 discourages repeating tokens (small models loop)
 
     @property
     def greedy(self) -> bool:
@@ -37,6 +38,8 @@ class GenerationParams:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["stop"] = list(self.stop)
+        if self.repetition_penalty == 1.0:  # keep cache keys of earlier versions valid
+            del d["repetition_penalty"]
         return d
 
 

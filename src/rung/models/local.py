@@ -272,6 +272,8 @@ class LocalModel:
             kwargs.update(temperature=params.temperature, top_p=params.top_p, top_k=0)
         if params.stop:
             kwargs.update(stop_strings=list(params.stop), tokenizer=tok)
+        if params.repetition_penalty != 1.0:
+            kwargs["repetition_penalty"] = params.repetition_penalty
         try:
             torch.manual_seed(params.seed)
             with self._stack.use(req.adapter) as module, torch.inference_mode(), quiet_loading():

@@ -179,6 +179,8 @@ class OpenAIModel:
         }
         if p.stop:
             body["stop"] = list(p.stop)
+        if p.repetition_penalty != 1.0:  # vLLM, llama.cpp and LoRAX accept it as an extra field
+            body["repetition_penalty"] = p.repetition_penalty
         if self.stream:
             body["stream"] = True
             body["stream_options"] = {"include_usage": True}

@@ -82,7 +82,8 @@ class JsonLogitsProcessor:
             for row, tok in enumerate(last):
                 st = self.states[row]
                 if st is not None and not self.grammar.done(st):
-                    self.states[row] = self.grammar.feed(st, self.table.texts[tok] if tok < len(self.table.texts) else "")
+                    text = self.table.texts[tok] if tok < len(self.table.texts) else ""
+                    self.states[row] = self.grammar.feed(st, text)
         generated = input_ids.shape[1] - self.width
         left = None if self.max_new_tokens is None else self.max_new_tokens - generated
         mask = torch.zeros_like(scores, dtype=torch.bool)

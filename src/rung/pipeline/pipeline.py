@@ -99,7 +99,8 @@ class Pipeline:
         if self.components.toolset is not None:
             stop += [s for s in self.components.toolset.stop_sequences() if s not in stop]
         return GenerationParams(max_new_tokens=g.max_new_tokens, temperature=g.temperature,
-                                top_p=g.top_p, seed=seed, stop=tuple(stop))
+                                top_p=g.top_p, seed=seed, stop=tuple(stop),
+                                repetition_penalty=g.repetition_penalty)
 
     def retrieve(self, cases: list[Case]) -> tuple[list[list[RetrievedChunk]], float]:
         """Chunks for every case (one batch) and the time per case in ms."""

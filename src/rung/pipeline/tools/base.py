@@ -41,6 +41,10 @@ class Tool(Protocol):
         """The arguments of a one-line call from its free text (after `CALL name:`)."""
         ...
 
+    def infer_call(self, text: str) -> dict[str, Any] | None:
+        """The arguments when a nameless "CALL <text>" is clearly this tool's, else None."""
+        ...
+
     def run(self, arguments: Mapping[str, Any], context: Mapping[str, Any] | None = None) -> str:
         """The result, as text for the model. Raises ToolError when it cannot answer.
         `context` carries per-request defaults (e.g. the case's `jurisdiction`)."""

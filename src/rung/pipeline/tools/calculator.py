@@ -177,7 +177,7 @@ def _longest_expression(text: str) -> str:
     words = text.split()[:80]
     parses: str | None = None
     for n in range(len(words), 0, -1):
-        candidate = " ".join(words[:n]).rstrip(".,;:!?")
+        candidate = " ".join(words[:n]).rstrip(".,;:!?= ")
         source = normalise_expression(candidate)
         if not source:
             continue
@@ -213,6 +213,18 @@ class Calculator:
 
     def parse_text(self, text: str) -> dict[str, Any]:
         return {"expression": _longest_expression(text)}
+
+    def infer_call(self, text: str) -> dict[str, Any] | None:
+        """Claims a nameless "CALL 49 * 0.2 = ..." whose text starts with arithmetic that
+        evaluates and has an operator."""
+        expression = _longest_expression(text)
+        if not re.search(r"[\d)]\s*(?:[-+*/%^x×÷]|\*\*)\s*[\d(.$€£]|%\s*of\b", expression):
+            return None
+        try:
+            evaluate(expression)
+        except ToolError:
+            return None
+        return {"expression": expression}
 
     def run(self, arguments: Mapping[str, Any], context: Mapping[str, Any] | None = None) -> str:
         expression = argument(arguments, "expression", _TOOL) or ""

@@ -152,6 +152,12 @@ class PhraseLibrary:
         words = text.strip().split()
         return {"key": words[0].strip(".,;:'\"`") if words else ""}
 
+    def infer_call(self, text: str) -> dict[str, Any] | None:
+        """Claims a nameless "CALL refund_denied" naming a known phrase key."""
+        words = text.split()
+        key = words[0].strip(".,;:'\"`") if words else ""
+        return {"key": key} if key and self.find(key) is not None else None
+
     def run(self, arguments: Mapping[str, Any], context: Mapping[str, Any] | None = None) -> str:
         key = argument(arguments, "key", _TOOL) or ""
         m = MARKER_RE.fullmatch(key)

@@ -207,6 +207,13 @@ class PolicyTable:
             args["jurisdiction"] = jur
         return args
 
+    def infer_call(self, text: str) -> dict[str, Any] | None:
+        """Claims a nameless "CALL refund_window ..." that starts with a known key."""
+        words = text.split()
+        if not words or not self._is_key(words[0].partition("@")[0].rstrip(":,;.")):
+            return None
+        return self.parse_text(text)
+
     def _looks_like_jurisdiction(self, word: str) -> bool:
         w = word.strip(".,;:'\"`")
         return self._is_jurisdiction(w) or w.lower() in _GLOBAL or (w.isupper() and 2 <= len(w) <= 5)

@@ -27,7 +27,7 @@ import ast
 import difflib
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -91,50 +91,73 @@ class _Resolver:
 
 
 def find_calls(text: str, tool_names: list[str], primaries: Mapping[str, str],
-               parse_text: Mapping[str, Any] | None = None) -> list[ParsedCall]:
+               parse_text: Mapping[str, Callable[[str], dict[str, Any]]] | None = None,
+               infer: Mapping[str, Callable[[str], dict[str, Any] | None]] | None = None,
+               ) -> list[ParsedCall]:
     """Every tool call in `text`, in order. `primaries` maps a tool to the argument a bare
-    string fills; `parse_text` maps a tool to a function reading a line call's free text."""
+    string fills; `parse_text` maps a tool to a function reading a line call's free text;
+    `infer` maps a tool to a function that claims a nameless "CALL <text>" (upper-case CALL
+    only: "CALL 49 * 0.2" is a calculator call, "CALL refund_window" a policy lookup)."""
     resolver = _Resolver(list(tool_names), dict(primaries))
     calls = _tagged_calls(text, resolver)
     taken = [(c.start, c.end) for c in calls]
-    for call in _line_calls(text, resolver, parse_text or {}) + _bare_json_calls(text, resolver):
+    for call in _line_calls(text, resolver, parse_text or {}, infer or {}) + _bare_json_calls(text, resolver):
         if not any(s <= call.start < e or call.start <= s < call.end for s, e in taken):
             calls.append(call)
             taken.append((call.start, call.end))
     return sorted(calls, key=lambda c: c.start)
 
 
-def _line_calls(text: str, resolver: _Resolver, parse_text: Mapping[str, Any]) -> list[ParsedCall]:
+def _line_calls(text: str, resolver: _Resolver, parse_text: Mapping[str, Callable[[str], dict[str, Any]]],
+                infer: Mapping[str, Callable[[str], dict[str, Any] | None]]) -> list[ParsedCall]:
     out: list[ParsedCall] = []
     line_starts = list(_LINE.finditer(text))
     inline = [m for m in _INLINE.finditer(text)
               if not any(s.start() <= m.start() < s.end() for s in line_starts)]
     for m in line_starts + inline:
         rest = m.group("rest").strip()
-        nm = _NAME.match(rest)
-        if not nm:
-            continue
-        written, sep = nm.group("name"), nm.group("sep")
-        name = resolver.resolve(written)
-        arg_start = nm.end()
-        if name is None and " " in written.strip():  # "CALL calculator 2 + 2": one-word name
-            first = written.split()[0]
-            if resolver.resolve(first):
-                written, name, sep = first, resolver.resolve(first), None
-                arg_start = rest.index(first) + len(first)
-        if name is None and not resolver.is_close(written):
-            continue
-        arg = rest[arg_start:]
-        if sep == "(":
-            arg = _inside_parens(arg)
-        arg = arg.strip().strip("*`_").strip()
-        if name is not None and name in parse_text:
-            arguments = parse_text[name](arg)
-        else:
-            arguments = {resolver.primaries.get(name or "", "input"): arg}
-        out.append(ParsedCall(name or written.strip(), arguments, m.group(0).strip(), "line",
-                              m.start(), m.end()))
+        call = _named_call(rest, resolver, parse_text)
+        if call is None and "CALL" in m.group(0):
+            call = _inferred_call(rest.strip("*`_ "), infer)
+        if call is not None:
+            name, arguments = call
+            out.append(ParsedCall(name, arguments, m.group(0).strip(), "line", m.start(), m.end()))
     return out
+
+
+def _named_call(rest: str, resolver: _Resolver, parse_text: Mapping[str, Callable[[str], dict[str, Any]]],
+                ) -> tuple[str, dict[str, Any]] | None:
+    """(tool, arguments) of "calculator: 2+2", "calculator(2+2)", "calculator 2+2"; None when the
+    name is neither an enabled tool nor close to one (a close name is kept, to report it)."""
+    nm = _NAME.match(rest)
+    if not nm:
+        return None
+    written, sep = nm.group("name"), nm.group("sep")
+    name = resolver.resolve(written)
+    arg_start = nm.end()
+    if name is None and " " in written.strip():  # "CALL calculator 2 + 2": one-word name
+        first = written.split()[0]
+        if resolver.resolve(first):
+            written, name, sep = first, resolver.resolve(first), None
+            arg_start = rest.index(first) + len(first)
+    if name is None and not resolver.is_close(written):
+        return None
+    arg = rest[arg_start:]
+    if sep == "(":
+        arg = _inside_parens(arg)
+    arg = arg.strip().strip("*`_").strip()
+    if name is not None and name in parse_text:
+        return name, parse_text[name](arg)
+    return name or written.strip(), {resolver.primaries.get(name or "", "input"): arg}
+
+
+def _inferred_call(rest: str, infer: Mapping[str, Callable[[str], dict[str, Any] | None]],
+                   ) -> tuple[str, dict[str, Any]] | None:
+    for name, claim in infer.items():
+        arguments = claim(rest)
+        if arguments is not None:
+            return name, arguments
+    return None
 
 
 def _inside_parens(arg: str) -> str:

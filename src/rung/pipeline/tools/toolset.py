@@ -179,7 +179,8 @@ class ToolSet:
             return []
         names = self.names
         return find_calls(text, names, {n: self.tools[n].spec.primary for n in names},
-                          {n: self.tools[n].parse_text for n in names})
+                          {n: self.tools[n].parse_text for n in names},
+                          {n: self.tools[n].infer_call for n in names})
 
     def strip_calls(self, text: str) -> str:
         """`text` without tool calls and without tool results the model wrote itself."""
