@@ -271,7 +271,7 @@ def refusal_benchmark(calib: list[dict], test: list[dict], fitz_patterns: list[s
     detectors = {"patterns_only": pat}
     if embedder is not None:
         scores = []
-        for t in (0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7):
+        for t in (0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7):
             for m in (0.1, 0.15, 0.2, 0.3):
                 f = refusal_metrics(cal, lambda x, t=t, m=m: detect_refusal(
                     x, embedder, embedding_threshold=t, embedding_margin=m))["f1"]

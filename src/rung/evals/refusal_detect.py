@@ -25,8 +25,8 @@ Kind = Literal["full", "partial", "none"]
 STRONG = ("refuse", "abstain")
 
 # Calibrated on the fitz-gov calibration split (benchmarks/scorer_quality.py); see docs/scorer-quality.md.
-DEFAULT_EMBEDDING_THRESHOLD = 0.62
-DEFAULT_EMBEDDING_MARGIN = 0.10
+DEFAULT_EMBEDDING_THRESHOLD = 0.30  # max similarity to a refusal prototype
+DEFAULT_EMBEDDING_MARGIN = 0.15  # ... minus max similarity to an answer prototype
 MIN_SUBSTANTIVE_TOKENS = 4
 
 _CONTRAST = re.compile(

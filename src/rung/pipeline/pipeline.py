@@ -125,7 +125,13 @@ class Pipeline:
         built = builder.build(case, retrieved or [], tools_section=tools)
         if trace is not None and built.block_versions:
             trace.events.append(built.event())
-        return built.messages
+        messages = built.messages
+        if self.components.toolset is not None and schema is None:
+            # small models call tools only after seeing it done: a worked example goes between
+            # the system prompt and the conversation
+            at = 1 if messages and messages[0]["role"] == "system" else 0
+            messages = messages[:at] + self.components.toolset.example_messages() + messages[at:]
+        return messages
 
     def prepare(self, case: Case, retrieved: list[RetrievedChunk], epoch: int = 0) -> Prepared:
         t0 = time.perf_counter()
@@ -198,7 +204,8 @@ class Pipeline:
             text = rendered.text
             if (ev := rendered.trace_event()) is not None:
                 trace.events.append(ev)
-        citations = extract_citations(text, numbered=trace.retrieved) if trace.retrieved else []
+        # sources are labelled by chunk id in the prompt (not numbered), so "[2]" is not a citation
+        citations = extract_citations(text) if trace.retrieved else []
         if trace.retrieved or citations:
             check = check_citations(citations, trace.retrieved)
             trace.events.append({"type": "citations", "cited": citations, "unknown": check.unknown_ids,

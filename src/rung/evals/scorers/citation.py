@@ -18,12 +18,7 @@ from typing import Any
 from rung.evals.claims import content_tokens, split_claims
 from rung.evals.refusal_detect import non_refusal_part
 from rung.evals.scorers.base import ScoreContext, register
-from rung.evals.scorers.groundedness import (
-    DEFAULT_EMBEDDING_THRESHOLD,
-    DEFAULT_LEXICAL_THRESHOLD,
-    SupportChecker,
-    _check_threshold,
-)
+from rung.evals.scorers.groundedness import DEFAULT_EMBEDDING_THRESHOLD, SupportChecker, _check_threshold
 from rung.evals.types import Case, Score
 from rung.pipeline.answer import Answer, RetrievedChunk
 
@@ -58,7 +53,7 @@ def resolve(cid: str, chunks: list[RetrievedChunk]) -> list[RetrievedChunk]:
 class CitationScorer:
     name = "citation"
 
-    def __init__(self, lexical_threshold: float = DEFAULT_LEXICAL_THRESHOLD,
+    def __init__(self, lexical_threshold: float | None = None,
                  embedding_threshold: float = DEFAULT_EMBEDDING_THRESHOLD, check_facts: bool = True,
                  use_embedder: bool = True) -> None:
         self.lexical_threshold = _check_threshold("lexical_threshold", lexical_threshold)

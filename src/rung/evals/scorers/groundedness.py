@@ -5,7 +5,9 @@ better) and `claim_support` (share of claims supported). A claim is supported by
 when (1) every number, amount, percentage, date, name and product code in it appears in one of
 them (the hard check) and (2) it overlaps enough with a source sentence window: content-word
 recall >= lexical_threshold, or cosine similarity >= embedding_threshold with the embedder from
-the ScoreContext (lexical-only when there is none, said in details). With `mode: judge` the
+the ScoreContext (lexical-only when there is none, said in details). Default thresholds were
+calibrated on fitz-gov (docs/scorer-quality.md): recall 0.55 lexical-only; with the embedder,
+similarity 0.75 or recall 0.9. With `mode: judge` the
 configured judge model decides per claim instead (not measured when it fails).
 
 `SupportChecker` is the support function shared with the citation scorer.
@@ -25,7 +27,8 @@ from rung.evals.types import Case, Score
 from rung.pipeline.answer import Answer, RetrievedChunk
 
 # Calibrated on the fitz-gov calibration split (benchmarks/scorer_quality.py); see docs/scorer-quality.md.
-DEFAULT_LEXICAL_THRESHOLD = 0.6
+DEFAULT_LEXICAL_THRESHOLD = 0.55  # lexical-only (no embedder)
+DEFAULT_LEXICAL_THRESHOLD_WITH_EMBEDDER = 0.9  # with the embedder, similarity carries paraphrases
 DEFAULT_EMBEDDING_THRESHOLD = 0.75
 _WINDOW = 2  # sentences per source window (claims often fuse two adjacent sentences)
 _EMB_CACHE: dict[tuple[int, str], Any] = {}
@@ -69,11 +72,14 @@ class SupportChecker:
     """Decides, claim by claim, whether a set of chunks supports it."""
 
     def __init__(self, chunks: list[RetrievedChunk], embedder: Any = None,
-                 lexical_threshold: float = DEFAULT_LEXICAL_THRESHOLD,
+                 lexical_threshold: float | None = None,
                  embedding_threshold: float = DEFAULT_EMBEDDING_THRESHOLD,
                  check_facts: bool = True) -> None:
         self.chunks = chunks
         self.embedder = embedder
+        if lexical_threshold is None:  # the calibrated default for the method in use
+            lexical_threshold = (DEFAULT_LEXICAL_THRESHOLD if embedder is None
+                                 else DEFAULT_LEXICAL_THRESHOLD_WITH_EMBEDDER)
         self.lexical_threshold = lexical_threshold
         self.embedding_threshold = embedding_threshold
         self.check_facts = check_facts
@@ -195,8 +201,10 @@ def judge_claims(judge: Any, claims: list[str], chunks: list[RetrievedChunk]) ->
     return verdicts
 
 
-def _check_threshold(name: str, value: float) -> float:
-    if not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
+def _check_threshold(name: str, value: float | None) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= float(value) <= 1.0:
         raise ScorerError(f"scorer parameter {name}: expected a number in [0, 1], got {value!r}")
     return float(value)
 
@@ -207,7 +215,7 @@ class GroundednessScorer:
 
     name = "groundedness"
 
-    def __init__(self, mode: str = "offline", lexical_threshold: float = DEFAULT_LEXICAL_THRESHOLD,
+    def __init__(self, mode: str = "offline", lexical_threshold: float | None = None,
                  embedding_threshold: float = DEFAULT_EMBEDDING_THRESHOLD, check_facts: bool = True,
                  use_embedder: bool = True) -> None:
         if mode not in ("offline", "judge"):
