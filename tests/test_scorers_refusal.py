@@ -144,7 +144,9 @@ def test_embedding_check_catches_an_unlisted_abstention(embedder) -> None:  # no
 def test_embedding_check_leaves_answers_alone(embedder) -> None:  # noqa: ANN001
     for text in ("Refunds are issued within 30 days of receiving the returned item.",
                  "The study found a modest improvement, but the sample was small.",
-                 "Yes, the premium plan includes single sign-on and audit logs."):
+                 "Yes, the premium plan includes single sign-on and audit logs.",
+                 "No, refunds are not available for digital goods.",
+                 "No. Exports are not possible on the free plan; upgrade to Pro to export your data."):
         assert not detect_refusal(text, embedder).refused, text
     ctx = ScoreContext(embedder_factory=lambda: embedder)
     s = build_scorer("refusal").score(Case(id="c", input="q", should_refuse=False),

@@ -292,7 +292,7 @@ def _walk(grammar, text):
 
 
 def test_grammar_accepts_valid_triage_json_and_refuses_the_rest():
-    from rung.pipeline.constrained import JsonGrammar
+    from rung.models.constrained import JsonGrammar
 
     g = JsonGrammar.from_schema(TRIAGE)
     good = '{"intent": "shipping", "priority": "normal", "answer": "Soon.", "citations": ["shipping-eu", "faq"]}'
@@ -314,7 +314,7 @@ def test_grammar_accepts_valid_triage_json_and_refuses_the_rest():
 
 
 def test_grammar_rejects_unsupported_schemas():
-    from rung.pipeline.constrained import JsonGrammar
+    from rung.models.constrained import JsonGrammar
 
     with pytest.raises(ConfigError, match="must be an object with properties"):
         JsonGrammar.from_schema({"type": "array"})
@@ -327,7 +327,7 @@ def test_constrained_decoding_with_the_embedded_model(local_model):
     import torch
     from transformers import LogitsProcessorList
 
-    from rung.pipeline.constrained import JsonGrammar
+    from rung.models.constrained import JsonGrammar
 
     local_model.load()
     tok, hf = local_model._tok, local_model._model  # the backend's loaded tokenizer and model

@@ -30,6 +30,7 @@ class GenerationParams:
     seed: int = 0
     stop: tuple[str, ...] = ()
     repetition_penalty: float = 1.0  # > 1 discourages repeating tokens (small models loop)
+    json_schema: str | None = None  # constrained decoding: the output must follow this JSON Schema (JSON text)
 
     @property
     def greedy(self) -> bool:
@@ -38,8 +39,9 @@ class GenerationParams:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["stop"] = list(self.stop)
-        if self.repetition_penalty == 1.0:  # keep cache keys of earlier versions valid
-            del d["repetition_penalty"]
+        for key, default in (("repetition_penalty", 1.0), ("json_schema", None)):
+            if d[key] == default:  # keep the cache keys of requests that do not use them
+                del d[key]
         return d
 
 

@@ -274,6 +274,16 @@ class LocalModel:
             kwargs.update(stop_strings=list(params.stop), tokenizer=tok)
         if params.repetition_penalty != 1.0:
             kwargs["repetition_penalty"] = params.repetition_penalty
+        if params.json_schema is not None:  # constrained decoding (one schema per batch)
+            import json
+
+            from transformers import LogitsProcessorList
+
+            from rung.models.constrained import JsonGrammar
+
+            grammar = JsonGrammar.from_schema(json.loads(params.json_schema))
+            kwargs["logits_processor"] = LogitsProcessorList(
+                [grammar.logits_processor(tok, params.max_new_tokens)])
         try:
             torch.manual_seed(params.seed)
             with self._stack.use(req.adapter) as module, torch.inference_mode(), quiet_loading():

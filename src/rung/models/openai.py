@@ -179,6 +179,9 @@ class OpenAIModel:
         }
         if p.stop:
             body["stop"] = list(p.stop)
+        if p.json_schema is not None:  # structured outputs (OpenAI, vLLM guided decoding)
+            body["response_format"] = {"type": "json_schema", "json_schema": {
+                "name": "answer", "schema": json.loads(p.json_schema), "strict": True}}
         if p.repetition_penalty != 1.0:  # vLLM, llama.cpp and LoRAX accept it as an extra field
             body["repetition_penalty"] = p.repetition_penalty
         if self.stream:

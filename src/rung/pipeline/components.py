@@ -52,6 +52,10 @@ class Components:
             self._builders[schema] = PromptBuilder.from_config(self.config, cand, self.schemas)
         return self._builders[schema]
 
+    def json_schema(self, schema: str) -> str:
+        """The schema as JSON text, for constrained decoding."""
+        return json.dumps(_schema_repr(self.schemas[schema]), sort_keys=True)
+
     def enforcer(self, schema: str) -> SchemaEnforcer:
         if schema not in self._enforcers:
             from rung.pipeline.structured import SchemaEnforcer

@@ -15,7 +15,7 @@ One batch of cases goes through explicit steps:
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from rung.config import CandidateConfig, ModelConfig
@@ -139,7 +139,10 @@ class Pipeline:
         trace = Trace(retrieved=list(retrieved))
         messages = self.build_messages(case, retrieved, schema, trace)
         trace.prompt = [dict(m) for m in messages]
-        request = Request.chat(messages, self.params(epoch), self.candidate.adapter)
+        params = self.params(epoch)
+        if schema is not None and self.candidate.constrained_decoding:
+            params = replace(params, json_schema=self.components.json_schema(schema))
+        request = Request.chat(messages, params, self.candidate.adapter)
         prepared = Prepared(case, request, trace, schema)
         prepared.timings_ms["prompt"] = (time.perf_counter() - t0) * 1000
         return prepared

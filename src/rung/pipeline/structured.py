@@ -35,7 +35,6 @@ if TYPE_CHECKING:
 
     from rung.config import CandidateConfig, RungConfig
 
-SchemaLike = "dict[str, Any] | type[BaseModel]"
 State = Literal["valid_first_try", "repaired", "invalid"]
 Status = Literal["first_try", "repaired", "retried", "rejected", "error"]
 STATUSES: tuple[str, ...] = ("first_try", "repaired", "retried", "rejected", "error")

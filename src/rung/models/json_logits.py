@@ -1,4 +1,4 @@
-"""The transformers side of constrained decoding (see rung.pipeline.constrained): the token
+"""The transformers side of constrained decoding (see rung.models.constrained): the token
 table of a tokenizer and the logits processor that masks tokens the JSON grammar rejects.
 torch is imported inside functions; this module is imported only when a processor is made."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from rung.pipeline.constrained import JsonGrammar, State
+from rung.models.constrained import JsonGrammar, State
 
 
 @dataclass

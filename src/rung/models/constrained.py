@@ -13,7 +13,7 @@ DEFAULT_MAX_ITEMS items.
     proc = grammar.logits_processor(tokenizer, max_new_tokens)
     model.generate(**enc, logits_processor=LogitsProcessorList([proc]), max_new_tokens=...)
 
-The processor (rung.pipeline.json_logits) keeps one automaton per batch row, fed with the
+The processor (rung.models.json_logits) keeps one automaton per batch row, fed with the
 token each row generated, and masks every token the automaton cannot accept. Where the text is
 fixed (keys, punctuation) it allows the longest token that matches, as a tokenizer would write
 it. When the tokens left are only just enough to close the JSON, it forces the shortest
@@ -275,8 +275,8 @@ class JsonGrammar:
         return rest + "".join(s.shortest(s.start()) for s in self.segments[i + 1:])
 
     def logits_processor(self, tokenizer: Any, max_new_tokens: int | None = None) -> Any:
-        """A transformers logits processor for one generate() call (rung.pipeline.json_logits)."""
-        from rung.pipeline.json_logits import JsonLogitsProcessor, token_table
+        """A transformers logits processor for one generate() call (rung.models.json_logits)."""
+        from rung.models.json_logits import JsonLogitsProcessor, token_table
 
         return JsonLogitsProcessor(self, token_table(tokenizer), max_new_tokens)
 
