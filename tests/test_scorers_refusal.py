@@ -134,9 +134,9 @@ def embedder():  # noqa: ANN201 - a SentenceTransformer
 
 @pytest.mark.slow
 def test_embedding_check_catches_an_unlisted_abstention(embedder) -> None:  # noqa: ANN001
-    text = "Sadly, that detail is missing from what I was given, so I'd rather not guess."
-    assert not detect_refusal(text.replace("Sadly, ", "")).refused  # the patterns alone miss it
-    v = detect_refusal(text.replace("Sadly, ", ""), embedder)
+    text = "I have no idea."
+    assert not detect_refusal(text).refused  # the patterns alone miss it
+    v = detect_refusal(text, embedder)
     assert v.refused and v.signal.startswith("embedding"), v
 
 
@@ -146,7 +146,9 @@ def test_embedding_check_leaves_answers_alone(embedder) -> None:  # noqa: ANN001
                  "The study found a modest improvement, but the sample was small.",
                  "Yes, the premium plan includes single sign-on and audit logs.",
                  "No, refunds are not available for digital goods.",
-                 "No. Exports are not possible on the free plan; upgrade to Pro to export your data."):
+                 "No. Exports are not possible on the free plan; upgrade to Pro to export your data.",
+                 "The answer is 42.", "We do not ship to Canada.", "The evidence is mixed.",
+                 "That information is in section 3 of the handbook."):
         assert not detect_refusal(text, embedder).refused, text
     ctx = ScoreContext(embedder_factory=lambda: embedder)
     s = build_scorer("refusal").score(Case(id="c", input="q", should_refuse=False),

@@ -43,6 +43,7 @@ class ModelConfig(_Strict):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     device: str = "auto"
     max_batch_size: int = Field(8, ge=1)
+    threads: int | None = Field(None, ge=1)  # CPU threads for torch (None: torch's default, or RUNG_THREADS)
     adapters: dict[str, str] = Field(default_factory=dict)
     # openai
     base_url: str | None = None

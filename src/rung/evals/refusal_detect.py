@@ -19,14 +19,14 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any, Literal
 
-from rung.evals.claims import classify_sentence, content_tokens, normalise, split_sentences
+from rung.evals.claims import classify_sentence, content_tokens, extract_facts, normalise, split_sentences
 
 Kind = Literal["full", "partial", "none"]
 STRONG = ("refuse", "abstain")
 
 # Calibrated on the fitz-gov calibration split (benchmarks/scorer_quality.py); see docs/scorer-quality.md.
 DEFAULT_EMBEDDING_THRESHOLD = 0.30  # max similarity to a refusal prototype
-DEFAULT_EMBEDDING_MARGIN = 0.15  # ... minus max similarity to an answer prototype
+DEFAULT_EMBEDDING_MARGIN = 0.10  # ... minus max similarity to an answer prototype
 MIN_SUBSTANTIVE_TOKENS = 4
 
 _CONTRAST = re.compile(
@@ -237,8 +237,12 @@ def refusal_similarity(sentences: list[str], embedder: Any) -> list[tuple[float,
 
 def _embedding_check(sentences: list[str], substantive: list[int], embedder: Any,
                      threshold: float, margin: float) -> RefusalVerdict | None:
-    sims = refusal_similarity(sentences, embedder)
-    best = max(range(len(sentences)), key=lambda i: sims[i][0] - sims[i][1])
+    # a sentence that states a specific number, date, name or code is not an abstention
+    candidates = [i for i, s in enumerate(sentences) if not extract_facts(s)]
+    if not candidates:
+        return None
+    sims = dict(zip(candidates, refusal_similarity([sentences[i] for i in candidates], embedder)))
+    best = max(candidates, key=lambda i: sims[i][0] - sims[i][1])
     r, a = sims[best]
     if r < threshold or r - a < margin:
         return None

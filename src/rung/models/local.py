@@ -19,6 +19,7 @@ batch, so a sampled answer depends on which requests share its batch.
 from __future__ import annotations
 
 import hashlib
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -96,7 +97,11 @@ class LocalModel:
 
     def __init__(self, path: str = EMBEDDED_LLM, *, root: Path | None = None, gguf_file: str | None = None,
                  dtype: str = "auto", device: str = "auto", max_batch_size: int = 8,
-                 adapters: dict[str, str | Path] | None = None) -> None:
+                 adapters: dict[str, str | Path] | None = None, threads: int | None = None) -> None:
+        env_threads = os.environ.get("RUNG_THREADS", "")
+        # CPU threads: set it when the machine is shared (oversubscribed torch threads spin and
+        # can be 10x slower); None keeps torch's default (one per core)
+        self.threads = threads or (int(env_threads) if env_threads.isdigit() and int(env_threads) > 0 else None)
         self.resolved: ResolvedModel = resolve_llm(path, root, gguf_file)
         self.max_batch_size = max_batch_size
         self._dtype_cfg = dtype
@@ -118,7 +123,7 @@ class LocalModel:
         if cfg.backend != "local":
             raise ModelError(f"model backend is {cfg.backend!r}, not 'local'")
         return cls(cfg.path, root=root, gguf_file=cfg.gguf_file, dtype=cfg.dtype, device=cfg.device,
-                   max_batch_size=cfg.max_batch_size, adapters=dict(cfg.adapters))
+                   max_batch_size=cfg.max_batch_size, adapters=dict(cfg.adapters), threads=cfg.threads)
 
     def _adapter_path(self, p: str | Path) -> Path:
         path = Path(p).expanduser()
@@ -172,6 +177,8 @@ class LocalModel:
         try:
             import torch
 
+            if self.threads and device == "cpu":
+                torch.set_num_threads(self.threads)
             with quiet_loading():
                 tok = AutoTokenizer.from_pretrained(source)
                 model = AutoModelForCausalLM.from_pretrained(source, dtype=getattr(torch, dtype))

@@ -10,7 +10,8 @@
 - JSONL records (.jsonl): one document per line: `id`, `text` (or `content`), optional `title`
   and `metadata`; other scalar or list keys (e.g. `domain`, `tags`) join the metadata.
 
-Metadata may also come from a sidecar `<file>.meta.yaml` (its keys win over front matter).
+Metadata may also come from a sidecar `<file>.meta.yaml` (its keys win over front matter; for a
+JSONL file it applies to every record, under the record's own keys).
 A document's text is Markdown-like: headings as `#` lines, paragraphs split by blank lines.
 
 Bad documents (empty, binary, over the size cap, undecodable records) are skipped with a
@@ -245,6 +246,8 @@ def _load_jsonl(path: Path, root: Path) -> tuple[list[Document], list[Skipped]]:
         return [], [Skipped(str(path), "binary or not UTF-8 text (NUL bytes or undecodable bytes)")]
     docs, skipped = [], []
     base = slug(path, root)
+    # a sidecar's metadata applies to every record (a record's own keys win)
+    shared = {k: v for k, v in _sidecar(path).items() if k not in ("id", "title")}
     for n, line in enumerate(raw.split("\n"), start=1):
         if not line.strip():
             continue
@@ -266,7 +269,7 @@ def _load_jsonl(path: Path, root: Path) -> tuple[list[Document], list[Skipped]]:
             skipped.append(Skipped(where, f"'metadata' must be an object, got {type(meta).__name__}"))
             continue
         extra = {k: v for k, v in rec.items() if k not in _RECORD_KEYS}
-        meta = {str(k): _jsonable(v) for k, v in {**extra, **meta}.items()}
+        meta = {str(k): _jsonable(v) for k, v in {**shared, **extra, **meta}.items()}
         doc_id = str(rec.get("id") or "").strip() or f"{base}-{n}"
         title = str(rec.get("title") or "").strip() or doc_id
         docs.append(Document(doc_id, title, _normalise(text), meta, where))

@@ -86,7 +86,10 @@ def embedder_id(spec: str, root: Path | None = None) -> str:
             pats = ("*.safetensors", "*.bin", "config.json", "tokenizer.json", "modules.json",
                     "sentence_bert_config.json")
             files = sorted({f for pat in pats for f in path.glob(pat) if f.is_file()})
-        _EMBEDDER_IDS[key] = f"{spec}@{hash_files(files)[:16]}" if files else spec
+        from rung.models.local import cpu_has_bf16
+
+        precision = "bf16" if cpu_has_bf16() else "fp32"  # embeddings are computed on the CPU
+        _EMBEDDER_IDS[key] = (f"{spec}@{hash_files(files)[:16]}" if files else spec) + f"/{precision}"
     return _EMBEDDER_IDS[key]
 
 
@@ -106,14 +109,31 @@ def torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+def _dim(model: Any) -> int:
+    get = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+    dim = get()
+    return int(dim) if dim else int(model.encode(["x"], convert_to_numpy=True).shape[1])
+
+
+def _bf16(model: Any) -> bool:
+    """Embed in bfloat16 (autocast) on CPUs with native bf16: twice as fast here, cosine to the
+    float32 vectors >= 0.99997 (measured on 600 fitz-gov chunks)."""
+    from rung.models.local import cpu_has_bf16
+
+    return str(getattr(model, "device", "cpu")).startswith("cpu") and cpu_has_bf16()
+
+
 def embed(model: Any, texts: list[str], batch_size: int = 32) -> np.ndarray:
     """L2-normalised float32 embeddings, one row per text."""
     if not texts:
-        dim = int(model.get_sentence_embedding_dimension() or 0)
-        return np.zeros((0, dim), dtype=np.float32)
-    vecs = model.encode(texts, batch_size=batch_size, normalize_embeddings=True,
-                        convert_to_numpy=True, show_progress_bar=False)
-    return np.ascontiguousarray(vecs, dtype=np.float32)
+        return np.zeros((0, _dim(model)), dtype=np.float32)
+    import torch
+
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=_bf16(model)):
+        vecs = model.encode(texts, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False)
+    vecs = np.asarray(vecs, dtype=np.float32)
+    norms = np.linalg.norm(vecs, axis=1, keepdims=True)
+    return np.ascontiguousarray(vecs / np.maximum(norms, 1e-12), dtype=np.float32)
 
 
 # ---------------------------------------------------------------- manifest
@@ -263,17 +283,20 @@ def _assemble(docs: list[Document], wanted: Manifest, reuse: tuple | None, spec:
 
 
 def _embed_with_progress(texts: list[str], spec: str, root: Path, progress: Progress | None) -> np.ndarray:
+    """Embeddings of texts, computed shortest first (less padding), reported per EMBED_BATCH."""
     if not texts:
         return np.zeros((0, 0), dtype=np.float32)
     model = get_embedder(spec, root)
-    out = []
+    order = np.argsort([len(t) for t in texts], kind="stable")
+    out = np.zeros((len(texts), _dim(model)), dtype=np.float32)
     if progress:
         progress(0, len(texts))
     for start in range(0, len(texts), EMBED_BATCH):
-        out.append(embed(model, texts[start:start + EMBED_BATCH]))
+        rows = order[start:start + EMBED_BATCH]
+        out[rows] = embed(model, [texts[i] for i in rows])
         if progress:
             progress(min(start + EMBED_BATCH, len(texts)), len(texts))
-    return np.concatenate(out)
+    return out
 
 
 # ---------------------------------------------------------------- disk

@@ -312,7 +312,9 @@ class Retriever:
         if cfg.mode in ("dense", "hybrid"):
             if qvec is None:
                 raise ValueError("dense search needs the query vector")
-            s = self.index.embeddings @ qvec
+            # einsum, not @: numpy's BLAS would spin up its threads for a matrix-vector product
+            # (8 ms of CPU instead of 1 ms for 12k x 384 here)
+            s = np.einsum("ij,j->i", self.index.embeddings, qvec)
             dense = [(int(i), float(s[i])) for i in _top(s, cfg.fetch_k, mask)]
         if cfg.mode == "bm25":
             return lexical
