@@ -572,8 +572,6 @@ def main() -> None:
         "seconds": 0.0,
     }
     results["seconds"] = round(time.time() - t0, 1)
-    if args.json:
-        print(json.dumps(results, indent=2, default=str))
     print(summary(results))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=str))

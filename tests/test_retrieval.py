@@ -343,3 +343,32 @@ def test_from_config_renders_case_filters(built: CorpusIndex) -> None:
     got = r.search("refund", filters=r.filters_for({"jurisdiction": "EU"}))
     assert got and {c.metadata["jurisdiction"] for c in got} <= {"EU", "global"}
     assert r.filters_for({}) == {}
+
+
+@pytest.mark.slow
+def test_cross_encoder_reranker_from_a_folder(built: CorpusIndex, tmp_path: Path) -> None:
+    from sentence_transformers import CrossEncoder
+
+    from rung.models.embedded import embedder_path
+
+    # a real (untrained-head) cross-encoder, saved as a user's folder would be
+    CrossEncoder(embedder_path(EMBEDDER), num_labels=1, device="cpu").save(str(tmp_path / "ce"))
+    reranker = build_reranker("cross-encoder:ce", tmp_path)
+    r = Retriever(built, RetrievalConfig(mode="bm25", top_k=5), reranker)
+    got = r.search("refund router")
+    assert len(got) >= 2
+    expected = CrossEncoder(str(tmp_path / "ce"), device="cpu").predict([("refund router", c.text) for c in got])
+    assert [c.score for c in got] == pytest.approx([float(x) for x in expected], abs=1e-4)
+    assert [c.score for c in got] == sorted((c.score for c in got), reverse=True)
+
+
+@pytest.mark.slow
+def test_llm_reranker_prefers_the_answering_chunk() -> None:
+    from rung.pipeline.retrieval.rerank import LLMReranker
+
+    scores = LLMReranker().scores(
+        "How much does the Arc router cost in the EU?",
+        ["Prices (EU)\n\nThe Arc router costs EUR 149 including VAT.",
+         "Ember thermostat guide > Reset\n\nHold the dial for ten seconds to reset the thermostat."])
+    assert scores.shape == (2,) and ((scores >= 0) & (scores <= 1)).all()
+    assert scores[0] > scores[1]
