@@ -188,3 +188,17 @@ def test_every_problem_is_reported_at_once_and_capped(tmp_path):
 def test_a_line_that_is_not_an_object(tmp_path):
     p = write(tmp_path / "cases.jsonl", '["id", "a"]\n')
     assert error_of(p) == f"{p}:1: expected a case (a mapping with id, input, ...), got list"
+
+
+def test_spread_sample_covers_tags_and_is_stable():
+    from rung.evals.suite import spread_sample
+    from rung.evals.types import Case
+
+    cases = [Case(id=f"a{i}", input="x", tags=["a"]) for i in range(10)] + \
+            [Case(id=f"b{i}", input="x", tags=["b"]) for i in range(3)] + \
+            [Case(id="c0", input="x", tags=["c"])]
+    picked = spread_sample(cases, 6)
+    assert [c.id for c in picked] == [c.id for c in spread_sample(cases, 6)]
+    assert {c.tags[0] for c in picked} == {"a", "b", "c"}
+    assert len(picked) == 6
+    assert spread_sample(cases, 100) == cases

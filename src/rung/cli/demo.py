@@ -13,11 +13,16 @@ from rung.cli.main import app
 @app.command("demo")
 def demo(
     project: Path = typer.Argument(Path("examples/support-desk"), help="Example project folder (with rung.yaml)."),
-    limit: int = typer.Option(None, "--limit", min=1, help="Only the first N cases (a quick look)."),
+    sample: int = typer.Option(64, "--sample", min=1, help="Evaluate a fixed sample of N cases, "
+                               "spread over the suite's tags (the same cases every time)."),
+    all_cases: bool = typer.Option(False, "--all", help="Evaluate every case (slow on a CPU)."),
     output: Path = typer.Option(None, "--output", "-o", help="Report folder (default: PROJECT/.rung/report)."),
 ) -> None:
     """Evaluate every candidate of the example project on its suite with the embedded offline
-    model, compare the simplest with the richest, and write report.html."""
+    model, compare the simplest with the richest, and write report.html.
+
+    By default a fixed sample of 64 cases spread over the tags keeps the demo to minutes on a
+    2-core CPU; --all runs the whole suite. Re-runs answer from the response cache."""
     from rich.table import Table
 
     from rung.cli.evals import evaluate, print_summary
@@ -31,10 +36,18 @@ def demo(
     con = console()
     if not cfg.candidates:
         raise typer.BadParameter(f"{cfg.source}: no candidates to evaluate")
+    ids = None
+    if not all_cases:
+        from rung.evals.suite import load_suite, spread_sample
+
+        suite_name, suite_cfg = cfg.suite(None)
+        cases = load_suite(cfg.resolve(suite_cfg.path), name=suite_name).cases
+        ids = [c.id for c in spread_sample(cases, sample)]
+        con.print(f"{len(ids)} of {len(cases)} cases, spread over the tags (--all for every case)")
     runs = []
     for name in cfg.candidates:
         con.rule(f"[bold]{name}[/] (level {cfg.candidates[name].effective_level})")
-        run = evaluate(cfg, name, None, limit=limit)
+        run = evaluate(cfg, name, None, ids=ids)
         print_summary(run)
         runs.append(run)
     summaries = [aggregate(r) for r in runs]

@@ -36,7 +36,8 @@ def store_url(cfg) -> str | Path:  # cfg: RungConfig
 
 def evaluate(cfg, candidate: str | None, suite: str | None = None, *, epochs: int = 1,
              resume: bool | str = False, use_cache: bool = True, tags: list[str] | None = None,
-             limit: int | None = None, batch_size: int | None = None):  # -> RunResult
+             limit: int | None = None, batch_size: int | None = None,
+             ids: list[str] | None = None):  # -> RunResult
     """Run one candidate over one suite with a progress bar; returns the stored run."""
     from rung.evals.runner import build_scorers, make_context, run_suite
     from rung.evals.store import RunStore
@@ -45,8 +46,8 @@ def evaluate(cfg, candidate: str | None, suite: str | None = None, *, epochs: in
 
     suite_name, suite_cfg = cfg.suite(suite)
     s = load_suite(cfg.resolve(suite_cfg.path), name=suite_name)
-    if tags or limit:
-        s = s.filter(tags=tags or None)
+    if tags or limit or ids:
+        s = s.filter(tags=tags or None, ids=ids)
         if limit:
             s = s.filter(ids=[c.id for c in s.cases[:limit]])
     with status("loading the model and scorers"):

@@ -65,6 +65,24 @@ class Suite:
         return Suite(self.name, self.path, cases)
 
 
+def spread_sample(cases: list[Case], n: int) -> list[Case]:
+    """A fixed sample of n cases spread over the tags: round-robin over each case's first tag
+    (in order of appearance), keeping suite order inside a tag. Deterministic."""
+    if n >= len(cases):
+        return list(cases)
+    groups: dict[str, list[Case]] = {}
+    for c in cases:
+        groups.setdefault(c.tags[0] if c.tags else "", []).append(c)
+    picked: list[Case] = []
+    queues = [list(g) for g in groups.values()]
+    while len(picked) < n:
+        for q in queues:
+            if q and len(picked) < n:
+                picked.append(q.pop(0))
+    order = {c.id: i for i, c in enumerate(cases)}
+    return sorted(picked, key=lambda c: order[c.id])
+
+
 def suite_hash(cases: Iterable[Case]) -> str:
     """sha256 of the canonical JSON of the cases' content (sorted by id, no file/line)."""
     payload = []
