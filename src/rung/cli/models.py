@@ -31,8 +31,11 @@ def models() -> None:
 
     entries = catalog()
     table = Table(title="embedded models and data (offline, from PyPI packages)")
-    for col in ("name", "purpose", "size", "package", "path"):
-        table.add_column(col, overflow="fold")
+    table.add_column("name", no_wrap=True)
+    table.add_column("purpose", no_wrap=True)
+    table.add_column("size", justify="right", no_wrap=True)
+    table.add_column("package", no_wrap=True)
+    table.add_column("path", overflow="fold")
     for e in entries:
         table.add_row(f"embedded:{e.key}" if e.purpose != "data" else e.key, e.purpose,
                       _size(e.size_bytes), e.package, str(e.path))
