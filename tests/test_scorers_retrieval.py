@@ -52,10 +52,18 @@ def test_case_without_sources_is_not_measured() -> None:
 
 
 def test_sources_but_nothing_retrieved() -> None:
-    got = scores(Case(id="c", input="q", sources=["a"]), Answer(text="no retrieval"))
+    from rung.pipeline.answer import Trace
+
+    searched = Answer(text="retrieval found nothing", trace=Trace(events=[{"type": "retrieval", "chunks": 0}]))
+    got = scores(Case(id="c", input="q", sources=["a"]), searched)
     assert not got["context_precision"].measured
     assert got["context_recall"].value == 0.0
     assert got["hit_at_k"].value == 0.0
+
+
+def test_candidate_without_retrieval_is_not_measured() -> None:
+    got = scores(Case(id="c", input="q", sources=["a"]), Answer(text="no retrieval"))
+    assert all(not s.measured for s in got.values())
 
 
 def test_k_counts_only_the_first_chunks() -> None:

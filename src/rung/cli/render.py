@@ -23,7 +23,7 @@ def _num(v: float | None, digits: int = 3) -> str:
 def summary_table(s: RunSummary) -> Table:
     t = Table(title=f"run {s.run_id} · {s.candidate} (level {s.level}) on {s.suite} · "
                     f"{s.n_cases} cases × {s.epochs} epoch(s)", title_justify="left")
-    t.add_column("metric")
+    t.add_column("metric", no_wrap=True)
     t.add_column("mean", justify="right")
     t.add_column("95% interval", justify="right")
     t.add_column("n", justify="right")
@@ -44,16 +44,22 @@ def summary_table(s: RunSummary) -> Table:
     return t
 
 
-def tags_table(s: RunSummary, metrics: list[str] | None = None) -> Table | None:
-    if not s.tags:
+KEY_METRICS = ("task_success", "hallucination", "refusal_correct", "schema_valid", "safety_violation",
+               "hit_at_k")
+
+
+def tags_table(s: RunSummary, metrics: list[str] | None = None, min_cases: int = 5) -> Table | None:
+    """Key rates per tag, for tags with at least min_cases cases (all of them in the report)."""
+    tags = {k: v for k, v in s.tags.items() if v.n >= min_cases}
+    if not tags:
         return None
-    names = metrics or [n for n, m in s.metrics.items() if m.is_rate][:6]
-    t = Table(title="by tag", title_justify="left")
-    t.add_column("tag")
+    names = metrics or [n for n in KEY_METRICS if n in s.metrics and s.metrics[n].n]
+    t = Table(title=f"by tag (tags with ≥ {min_cases} cases)", title_justify="left")
+    t.add_column("tag", no_wrap=True)
     t.add_column("n", justify="right")
     for n in names:
-        t.add_column(n, justify="right")
-    for tag, ts in sorted(s.tags.items()):
+        t.add_column(n, justify="right", no_wrap=True)
+    for tag, ts in sorted(tags.items()):
         t.add_row(tag, str(ts.n), *[_num(ts.means.get(n), 2) for n in names])
     return t
 

@@ -252,6 +252,8 @@ class Pipeline:
         if self.components.retriever is not None:
             for p in prepared:
                 p.timings_ms = {"retrieve": retrieve_ms, **p.timings_ms}
+                p.trace.events.insert(0, {"type": "retrieval", "chunks": len(p.trace.retrieved),
+                                          "filters": self.components.retriever.filters_for(p.case.metadata)})
         generated = self.generate(prepared, progress)
         return [self.postprocess(p, g) for p, g in zip(prepared, generated)]
 

@@ -38,6 +38,8 @@ class RetrievalScorer:
         if not sources:
             return [Score.not_measured(n, "the case lists no sources") for n in NAMES]
         chunks = list(answer.trace.retrieved)
+        if not chunks and not any(e.get("type") == "retrieval" for e in answer.trace.events):
+            return [Score.not_measured(n, "the candidate does not retrieve") for n in NAMES]
         if self.k is not None:
             chunks = chunks[: self.k]
         doc_ids = [c.doc_id for c in chunks]
