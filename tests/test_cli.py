@@ -105,3 +105,21 @@ def test_models_lists_embedded():
     assert r.returncode == 0, r.stderr
     assert "smollm2-135m-instruct" in r.stdout
     assert "all-minilm-l6-v2" in r.stdout
+
+
+@pytest.mark.slow
+def test_adapter_for_another_base_is_one_line(tmp_path):
+    from peft import LoraConfig, get_peft_model
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tiny = LlamaForCausalLM(LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                        num_attention_heads=4, num_key_value_heads=4, vocab_size=256))
+    get_peft_model(tiny, LoraConfig(r=4, target_modules=["q_proj", "v_proj"])).save_pretrained(tmp_path / "other")
+    (tmp_path / "rung.yaml").write_text(
+        "models:\n  default:\n    adapters: {tenant: ./other}\n"
+        "candidates:\n  t:\n    adapter: tenant\n    generation: {max_new_tokens: 4}\n")
+    r = rung("ask", "--no-cache", "-c", str(tmp_path / "rung.yaml"), "hi", timeout=600)
+    assert r.returncode == 1, r.stdout + r.stderr
+    err = r.stderr.strip()
+    assert "Traceback" not in err and "tenant" in err
+    assert len(err.splitlines()) == 1, err
