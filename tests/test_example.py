@@ -286,7 +286,8 @@ def test_rung_yaml_loads_and_points_at_existing_files() -> None:
 def test_policy_blocks_and_size_budget() -> None:
     for name in ["refusal-rules", "style", "persona", "jurisdiction-EU", "jurisdiction-US", "precedence"]:
         assert len((EXAMPLE / "policies" / f"{name}.md").read_text(encoding="utf-8")) > 200, name
-    total = sum(p.stat().st_size for p in EXAMPLE.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+    total = sum(p.stat().st_size for p in EXAMPLE.rglob("*")
+                if p.is_file() and not {"__pycache__", ".rung"} & set(p.parts))  # .rung: runs, caches
     assert total < 1.5e6
 
 
