@@ -363,12 +363,16 @@ def test_cross_encoder_reranker_from_a_folder(built: CorpusIndex, tmp_path: Path
 
 
 @pytest.mark.slow
-def test_llm_reranker_prefers_the_answering_chunk() -> None:
+def test_llm_reranker_batches_like_single_requests() -> None:
     from rung.pipeline.retrieval.rerank import LLMReranker
 
-    scores = LLMReranker().scores(
-        "How much does the Arc router cost in the EU?",
-        ["Prices (EU)\n\nThe Arc router costs EUR 149 including VAT.",
-         "Ember thermostat guide > Reset\n\nHold the dial for ten seconds to reset the thermostat."])
-    assert scores.shape == (2,) and ((scores >= 0) & (scores <= 1)).all()
-    assert scores[0] > scores[1]
+    query = "How much does the Arc router cost in the EU?"
+    texts = ["Prices (EU)\n\nThe Arc router costs EUR 149 including VAT.",
+             "Ember thermostat guide > Reset\n\nHold the dial for ten seconds to reset the thermostat "
+             "to factory settings, then pair it again from the app.",
+             "Refunds"]
+    batched = LLMReranker(batch_size=3).scores(query, texts)
+    single = np.concatenate([LLMReranker(batch_size=1).scores(query, [t]) for t in texts])
+    assert batched.shape == (3,) and ((batched > 0) & (batched < 1)).all()
+    assert batched == pytest.approx(single, abs=1e-3)  # left padding must not change a score
+    assert len(set(np.round(batched, 4))) == 3

@@ -211,3 +211,18 @@ def test_embedding_supports_a_reworded_claim_that_lexical_overlap_misses(ctx: Sc
 def test_embedding_does_not_rescue_an_invented_number(ctx: ScoreContext) -> None:
     h, _ = _ground("Customers can return unused items within 60 days of delivery for a full refund.", ctx=ctx)
     assert h.value == 1.0 and "number 60" in h.reason
+
+
+def test_facts_from_the_question_are_not_hallucinations():
+    from rung.evals.scorers.base import ScoreContext
+    from rung.evals.scorers.groundedness import GroundednessScorer
+    from rung.evals.types import Case
+    from rung.pipeline.answer import Answer, RetrievedChunk, Trace
+
+    chunk = RetrievedChunk(id="ship#0", doc_id="ship", text="Standard shipping to any EU country is free for orders over EUR 50.")
+    answer = Answer(text="Shipping to Italy is free for orders over EUR 50.", trace=Trace(retrieved=[chunk]))
+    scorer = GroundednessScorer(use_embedder=False)
+    asked = {s.name: s for s in scorer.score(Case(id="c", input="Do I pay shipping to Italy?"), answer, ScoreContext())}
+    assert asked["hallucination"].value == 0.0, asked["hallucination"].details
+    not_asked = {s.name: s for s in scorer.score(Case(id="c", input="Do I pay shipping?"), answer, ScoreContext())}
+    assert not_asked["hallucination"].value == 1.0

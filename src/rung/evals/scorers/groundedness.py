@@ -74,7 +74,7 @@ class SupportChecker:
     def __init__(self, chunks: list[RetrievedChunk], embedder: Any = None,
                  lexical_threshold: float | None = None,
                  embedding_threshold: float = DEFAULT_EMBEDDING_THRESHOLD,
-                 check_facts: bool = True) -> None:
+                 check_facts: bool = True, given: list[str] | None = None) -> None:
         self.chunks = chunks
         self.embedder = embedder
         if lexical_threshold is None:  # the calibrated default for the method in use
@@ -83,7 +83,8 @@ class SupportChecker:
         self.lexical_threshold = lexical_threshold
         self.embedding_threshold = embedding_threshold
         self.check_facts = check_facts
-        self.facts = SourceFacts.of([c.text for c in chunks])
+        # facts the user gave (names, numbers in the question) are not hallucinations when repeated
+        self.facts = SourceFacts.of([c.text for c in chunks] + list(given or []))
         self.windows: list[tuple[str, str, set[str], int]] = []  # (chunk id, text, tokens, sentences)
         for c in chunks:
             sents = split_sentences(c.text) or [c.text]
@@ -226,10 +227,11 @@ class GroundednessScorer:
         self.check_facts = bool(check_facts)
         self.use_embedder = bool(use_embedder)
 
-    def checker(self, chunks: list[RetrievedChunk], ctx: ScoreContext) -> SupportChecker:
+    def checker(self, chunks: list[RetrievedChunk], ctx: ScoreContext,
+                given: list[str] | None = None) -> SupportChecker:
         embedder = ctx.embedder if self.use_embedder else None
         return SupportChecker(chunks, embedder, self.lexical_threshold, self.embedding_threshold,
-                              self.check_facts)
+                              self.check_facts, given)
 
     def score(self, case: Case, answer: Answer, ctx: ScoreContext) -> list[Score]:
         if answer.error and not answer.text.strip():
@@ -253,7 +255,7 @@ class GroundednessScorer:
                        for c, v in zip(claims, verdicts)]
             details["method"] = "judge"
         else:
-            checker = self.checker(chunks, ctx)
+            checker = self.checker(chunks, ctx, given=[m.get("content", "") for m in case.chat() if m.get("role") == "user"])
             results = checker.check(claims)
             details["method"] = checker.method
             if checker.embedder is None:
