@@ -196,6 +196,33 @@ class PathsConfig(_Strict):
     store: str = ".rung/rung.db"
     cache: str = ".rung/cache.db"
     artifacts: str = ".rung/artifacts"
+    datasets: str = ".rung/datasets"
+
+
+class DatasetConfig(_Strict):
+    """How `rung data build` assembles a training set (rung.tune.data)."""
+
+    train: str | None = None  # train cases, same format as a suite (JSONL / YAML)
+    files: list[str] = Field(default_factory=list)  # chat JSONL, prompt/completion JSONL, HF datasets on disk
+    runs: list[str] = Field(default_factory=list)  # run ids whose scored answers become examples
+    negatives: list[str] = Field(default_factory=list)  # hard-negative generators to apply
+    product_version: str = ""
+    policy_version: str = ""
+    annotator: str = ""
+    seed: int = 0
+
+
+class TrainConfig(_Strict):
+    """Defaults of `rung tune` (rung.tune.train); command-line flags override them."""
+
+    method: Literal["lora", "prefix", "full"] = "lora"
+    model: str = "default"  # a name in `models` (a local backend): the base model
+    seed: int = 0
+
+
+class TuneConfig(_Strict):
+    data: DatasetConfig = Field(default_factory=DatasetConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
 
 
 class RungConfig(_Strict):
@@ -206,6 +233,7 @@ class RungConfig(_Strict):
     gate: GateConfig = Field(default_factory=GateConfig)
     constraints: Constraints = Field(default_factory=Constraints)
     paths: PathsConfig = Field(default_factory=PathsConfig)
+    tune: TuneConfig = Field(default_factory=TuneConfig)
     knowledge: dict[str, CorpusConfig] = Field(default_factory=dict)
     prompt_blocks: str = "policies"  # folder of prompt block files (name = file stem)
     tool_data: dict[str, str] = Field(default_factory=dict)  # policy_lookup / phrases -> YAML file
