@@ -115,3 +115,22 @@ def test_bad_suite_names_file_and_line(project: Path):
     assert r.returncode == 1
     assert "cases.jsonl:2" in r.stderr and "should_refuse" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_evaluate_candidate_reuses_a_finished_run_of_the_same_recipe(project: Path, stub) -> None:
+    """The ladder's cache: the same candidate (hash), cases and scorers give back the stored run
+    without calling the model; changing the cases runs again."""
+    from rung.config import load_config
+    from rung.evals.runner import evaluate_candidate
+    from rung.evals.store import RunStore
+
+    cfg = load_config(project / "rung.yaml")
+    store = RunStore(project / "ladder.db")
+    first, reused = evaluate_candidate(cfg, "full", store, ids=["q0", "q1", "q2"], reuse=True)
+    assert not reused and len(first.results) == 3
+    calls = stub.state.chat_calls
+    again, reused = evaluate_candidate(cfg, "full", store, ids=["q0", "q1", "q2"], reuse=True)
+    assert reused and again.info.id == first.info.id and stub.state.chat_calls == calls
+    other, reused = evaluate_candidate(cfg, "full", store, ids=["q0", "q1"], reuse=True)
+    assert not reused and other.info.id != first.info.id
+    assert [r.case.id for r in other.results] == ["q0", "q1"]

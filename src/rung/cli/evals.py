@@ -39,26 +39,15 @@ def evaluate(cfg, candidate: str | None, suite: str | None = None, *, epochs: in
              limit: int | None = None, batch_size: int | None = None,
              ids: list[str] | None = None):  # -> RunResult
     """Run one candidate over one suite with a progress bar; returns the stored run."""
-    from rung.evals.runner import build_scorers, make_context, run_suite
+    from rung.evals.runner import evaluate_candidate
     from rung.evals.store import RunStore
-    from rung.evals.suite import load_suite
-    from rung.pipeline.pipeline import build_pipeline
 
-    suite_name, suite_cfg = cfg.suite(suite)
-    s = load_suite(cfg.resolve(suite_cfg.path), name=suite_name)
-    if tags or limit or ids:
-        s = s.filter(tags=tags or None, ids=ids)
-        if limit:
-            s = s.filter(ids=[c.id for c in s.cases[:limit]])
-    with status("loading the model and scorers"):
-        pipeline = build_pipeline(cfg, candidate, use_cache=use_cache)
-        scorers = build_scorers(suite_cfg, s)
-        ctx = make_context(cfg, pipeline.name)
     store = RunStore(store_url(cfg))
-    bs = batch_size or cfg.models[pipeline.candidate.model].max_batch_size
-    with progress_bar(f"{pipeline.name} on {suite_name}") as bar:
-        return run_suite(pipeline, s, scorers, ctx, store, epochs=epochs, batch_size=bs,
-                         resume=resume, progress=bar, project=cfg.project)
+    with progress_bar(f"{candidate or 'candidate'} on {suite or 'suite'}") as bar:
+        run, _ = evaluate_candidate(cfg, candidate, store, suite=suite, ids=ids, tags=tags, limit=limit,
+                                    epochs=epochs, resume=resume, use_cache=use_cache,
+                                    batch_size=batch_size, progress=bar)
+    return run
 
 
 def print_summary(run, gate_cfg=None):  # -> GateResult | None

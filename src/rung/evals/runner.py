@@ -210,3 +210,56 @@ def _in_suite_order(run: RunResult, suite: Suite) -> RunResult:
     order = {c.id: i for i, c in enumerate(suite.cases)}
     run.results.sort(key=lambda r: (r.epoch, order.get(r.case.id, len(order))))
     return run
+
+
+# ---------------------------------------------------------------- one candidate, from rung.yaml
+
+def scorers_key(suite_cfg: SuiteConfig) -> str:
+    """What a stored run's scores depend on besides the candidate and the cases: the suite's
+    scorer specs and the rung version (scorers change between versions)."""
+    import hashlib
+    import json
+
+    from rung import __version__
+
+    body = json.dumps({"scorers": [s.model_dump() for s in suite_cfg.scorers], "rung": __version__},
+                      sort_keys=True, default=str)
+    return hashlib.sha256(body.encode()).hexdigest()[:16]
+
+
+def evaluate_candidate(config: RungConfig, candidate: str | None, store: RunStore, *,
+                       suite: str | None = None, ids: list[str] | None = None,
+                       tags: list[str] | None = None, limit: int | None = None, epochs: int = 1,
+                       resume: bool | str = False, use_cache: bool = True,
+                       batch_size: int | None = None, reuse: bool = False,
+                       progress: Progress | None = None,
+                       on_loading: Callable[[str], None] | None = None) -> tuple[RunResult, bool]:
+    """Run one candidate of rung.yaml over one of its suites (optionally a subset of cases).
+
+    reuse=True returns the latest finished run of the same candidate (hash) on the same cases
+    (suite hash) scored by the same scorers and rung version, without loading anything: the
+    second value says whether the run was reused."""
+    from rung.evals.suite import load_suite
+
+    suite_name, suite_cfg = config.suite(suite)
+    s = load_suite(config.resolve(suite_cfg.path), name=suite_name)
+    if tags or ids:
+        s = s.filter(tags=tags or None, ids=ids)
+    if limit:
+        s = s.filter(ids=[c.id for c in s.cases[:limit]])
+    key = scorers_key(suite_cfg)
+    from rung.pipeline.pipeline import build_pipeline
+
+    if on_loading:
+        on_loading(f"preparing {candidate or 'the candidate'}: index, model and scorers")
+    pipeline = build_pipeline(config, candidate, use_cache=use_cache)  # the model loads on first use
+    if reuse and epochs == 1 and not resume:
+        found = store.latest_finished(pipeline.hash, s.hash)
+        if found is not None and found.metadata.get("scorers_key") == key:
+            return _in_suite_order(store.get_run(found.id), s), True
+    scorers = build_scorers(suite_cfg, s)
+    ctx = make_context(config, pipeline.name)
+    bs = batch_size or config.models[pipeline.candidate.model].max_batch_size
+    run = run_suite(pipeline, s, scorers, ctx, store, epochs=epochs, batch_size=bs, resume=resume,
+                    progress=progress, project=config.project, run_metadata={"scorers_key": key})
+    return run, False

@@ -248,6 +248,17 @@ class RunStore:
             row = conn.execute(q).mappings().first()
         return info_from_dict(dict(row)) if row else None
 
+    def latest_finished(self, candidate_hash: str, suite_hash: str) -> RunInfo | None:
+        """The most recent finished run of this candidate on this suite, if any."""
+        q = (select(runs_table)
+             .where(runs_table.c.candidate_hash == candidate_hash,
+                    runs_table.c.suite_hash == suite_hash,
+                    runs_table.c.status == "finished")
+             .order_by(runs_table.c.created_at.desc(), runs_table.c.id.desc()).limit(1))
+        with self._connect() as conn:
+            row = conn.execute(q).mappings().first()
+        return info_from_dict(dict(row)) if row else None
+
     def delete_run(self, run_id_or_prefix: str) -> str:
         """Delete a run and its results; returns the deleted run's full id."""
         run_id = self.resolve_id(run_id_or_prefix)
