@@ -15,6 +15,8 @@ from rung.pipeline.answer import Answer
     ("Lo siento, pero no puedo ayudarte con esa solicitud.", "es"),
     ("Je suis désolé, mais je ne peux pas vous fournir ces informations.", "fr"),
     ("Es tut mir leid, aber ich kann Ihnen dabei nicht helfen.", "de"),
+    ("Es tut mir leid, dabei kann ich nicht helfen.", "de"),
+    ("Damit kann ich Ihnen leider nicht helfen.", "de"),
     ("Mi dispiace, ma non posso fornire questa informazione.", "it"),
     ("Desculpe, mas não posso ajudar com isso.", "pt"),
 ])
