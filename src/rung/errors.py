@@ -37,3 +37,7 @@ class StoreError(RungError):
 
 class ScorerError(RungError):
     """A scorer is misconfigured (unknown name, bad parameters)."""
+
+
+class DataError(RungError):
+    """A training-data file is malformed, or a dataset failed a blocking check."""

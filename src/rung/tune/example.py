@@ -90,8 +90,9 @@ class Example:
 
 @dataclass
 class Dataset:
-    """An ordered list of examples; `version` is a content hash of all of them (lineage included,
-    so relabelling an example or changing its policy version makes a new version)."""
+    """An ordered list of examples; `version` is a content hash of all of them, lineage included
+    (relabelling an example or changing its policy version makes a new version) except
+    `created_at`: the same data built again, or from a fresh clone, keeps its version."""
 
     examples: list[Example]
     name: str = "train"
@@ -100,7 +101,9 @@ class Dataset:
     def version(self) -> str:
         h = hashlib.sha256()
         for ex in self.examples:
-            h.update(json.dumps(ex.to_dict(), sort_keys=True, ensure_ascii=False).encode())
+            d = ex.to_dict()
+            d["lineage"].pop("created_at", None)
+            h.update(json.dumps(d, sort_keys=True, ensure_ascii=False).encode())
             h.update(b"\n")
         return h.hexdigest()[:12]
 
