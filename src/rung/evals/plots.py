@@ -151,10 +151,18 @@ def latency_boxes(summaries: list[RunSummary], width: int = 640) -> str:
 
 
 def quality_scatter(summaries: list[RunSummary], quality: str = "task_success",
-                    width: int = 640, height: int = 340) -> str:
-    """Each run as a point: x = P95 latency, y = quality (with its CI), area ~ cost per 1k."""
-    out = [_open(width, height, f"{quality} vs P95 latency (area: cost per 1k requests)",
+                    width: int = 640, height: int = 340, *, labels: list[str] | None = None,
+                    costs: list[float | None] | None = None, cost_unit: str = "1k") -> str:
+    """Each run as a point: x = P95 latency, y = quality (with its CI), area ~ cost per 1k.
+
+    `labels` replace "run i: candidate"; `costs` (one per summary) replace the runs' measured
+    cost per 1k requests, e.g. by the decision's cost model per `cost_unit` requests."""
+    out = [_open(width, height, f"{quality} vs P95 latency (area: cost per {cost_unit} requests)",
                  "quality-scatter")]
+
+    def cost_of(i: int, s: RunSummary) -> float | None:
+        return costs[i] if costs is not None else s.cost_per_1k_requests
+
     pts = []
     for i, s in enumerate(summaries):
         m = s.metrics.get(quality)
@@ -185,12 +193,12 @@ def quality_scatter(summaries: list[RunSummary], quality: str = "task_success",
     out.append(_text(left + pw / 2, height - 6, "P95 latency (ms)", 11))
     out.append(_text(14, top + ph / 2, quality, 11,
                      extra=f'transform="rotate(-90 14 {top + ph / 2:.1f})"'))
-    max_cost = max([s.cost_per_1k_requests or 0.0 for _, s, _ in pts] + [1e-12])
+    max_cost = max([cost_of(i, s) or 0.0 for i, s, _ in pts] + [1e-12])
     for i, s, m in pts:
-        cost = s.cost_per_1k_requests or 0.0
+        cost = cost_of(i, s) or 0.0
         r = 5.0 + 13.0 * math.sqrt(cost / max_cost)
         cx, cy = x(s.p95_latency_ms), y(m.mean)
-        cost_text = "cost n/a" if s.cost_per_1k_requests is None else f"{cost:.4g}/1k"
+        cost_text = "cost n/a" if cost_of(i, s) is None else f"{cost:.4g}/{cost_unit}"
         out.append(f'<g class="point"><title>{escape(run_label(s))}: {quality} {m.mean:.3g} '
                    f'[{m.ci_low:.3g}, {m.ci_high:.3g}], P95 {s.p95_latency_ms:.0f} ms, '
                    f'{escape(cost_text)}</title>'
@@ -200,6 +208,43 @@ def quality_scatter(summaries: list[RunSummary], quality: str = "task_success",
                    f'fill-opacity="0.6" stroke="{colour(i)}"/></g>')
         anchor = "end" if cx > left + pw * 0.75 else "start"
         dx = -(r + 4) if anchor == "end" else r + 4
-        out.append(_text(cx + dx, cy - 2, f"run {i + 1}: {s.candidate}", 11, anchor))
+        label = labels[i] if labels is not None else f"run {i + 1}: {s.candidate}"
+        out.append(_text(cx + dx, cy - 2, label, 11, anchor))
         out.append(_text(cx + dx, cy + 11, cost_text, 10, anchor, 'fill="#555"'))
+    return "".join(out) + "</svg>"
+
+
+def line_chart(title: str, series: dict[str, list[tuple[float, float]]], x_label: str = "step",
+               width: int = 420, height: int = 220) -> str:
+    """Lines of (x, y) points sharing one pair of axes, e.g. a training curve (loss per step)."""
+    out = [_open(width, height, title, "line-chart")]
+    pts = [p for ps in series.values() for p in ps]
+    if not pts:
+        out.append(_text(width / 2, height / 2, "no points", 12, extra='fill="#888"'))
+        return "".join(out) + "</svg>"
+    left, right, top, bottom = 52, 16, 30, 44
+    pw, ph = width - left - right, height - top - bottom
+    xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+    xt = nice_ticks(min(0.0, min(xs)), max(xs), 5)
+    yt = nice_ticks(min(0.0, min(ys)), max(ys), 4)
+
+    def x(v: float) -> float:
+        return left + pw * (v - xt[0]) / (xt[-1] - xt[0])
+
+    def y(v: float) -> float:
+        return top + ph * (1.0 - (v - yt[0]) / (yt[-1] - yt[0]))
+
+    for t in xt:
+        out.append(_text(x(t), top + ph + 16, _fmt(t), 10))
+    for t in yt:
+        out.append(f'<line x1="{left}" x2="{left + pw}" y1="{y(t):.1f}" y2="{y(t):.1f}" '
+                   f'stroke="#eee"/>' + _text(left - 4, y(t) + 4, _fmt(t), 10, "end"))
+    out.append(_text(left + pw / 2, height - 18, x_label, 11))
+    for i, (name, ps) in enumerate(series.items()):
+        ps = sorted(ps)
+        path = " ".join(f"{'M' if j == 0 else 'L'}{x(a):.1f},{y(b):.1f}" for j, (a, b) in enumerate(ps))
+        out.append(f'<path class="series" d="{path}" fill="none" stroke="{colour(i)}" '
+                   f'stroke-width="1.8"><title>{escape(name)}</title></path>')
+        out.append(f'<rect x="{left + 110 * i:.0f}" y="{height - 11}" width="10" height="10" '
+                   f'fill="{colour(i)}"/>' + _text(left + 110 * i + 14, height - 2, name, 10, "start"))
     return "".join(out) + "</svg>"

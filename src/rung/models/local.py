@@ -125,6 +125,24 @@ class LocalModel:
         return cls(cfg.path, root=root, gguf_file=cfg.gguf_file, dtype=cfg.dtype, device=cfg.device,
                    max_batch_size=cfg.max_batch_size, adapters=dict(cfg.adapters), threads=cfg.threads)
 
+    @classmethod
+    def from_loaded(cls, module: Any, tokenizer: Any, path: str, *, root: Path | None = None,
+                    gguf_file: str | None = None, max_batch_size: int = 8) -> LocalModel:
+        """A LocalModel that answers with an already loaded module (for instance a model being
+        trained, PEFT wrapper included) through the same generation code; `path` names its base.
+        It has no adapters of its own (requests must use adapter None)."""
+        import torch
+
+        obj = cls(path, root=root, gguf_file=gguf_file, max_batch_size=max_batch_size)
+        tokenizer.padding_side = "left"
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        param = next(module.parameters())
+        obj._model, obj._tok, obj._stack = module, tokenizer, _FixedModule(module)
+        obj.device = str(param.device)
+        obj.dtype = str(param.dtype).removeprefix("torch.") if param.dtype != torch.float32 else "float32"
+        return obj
+
     def _adapter_path(self, p: str | Path) -> Path:
         path = Path(p).expanduser()
         return path if path.is_absolute() or self._root is None else self._root / path
@@ -325,6 +343,22 @@ class LocalModel:
         return Completion(text, tokens_in, tokens_out, ttft, total, self.model_id, req.adapter,
                           finish_reason=reason,
                           extra={"batch_size": batch_size, "device": self.device, "dtype": self.dtype})
+
+
+class _FixedModule:
+    """The adapter stack of LocalModel.from_loaded: always the one module it was given."""
+
+    def __init__(self, module: Any) -> None:
+        self.module = module
+        self.infos: dict[str, Any] = {}
+        self.warnings: list[str] = []
+
+    def use(self, name: str | None) -> Any:
+        import contextlib
+
+        if name is not None:
+            raise AdapterError(f"adapter {name!r}: this model answers with one fixed module only")
+        return contextlib.nullcontext(self.module)
 
 
 def _first_token_clock() -> Any:

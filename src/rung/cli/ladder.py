@@ -1,0 +1,102 @@
+"""`rung ladder`: evaluate level 0 from bare to richest, climb only when the checklist says so,
+decide, and write the report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.markup import escape
+
+from rung.cli._common import CONFIG_OPTION, NO_CACHE_OPTION, load
+from rung.cli._state import console, err_console
+from rung.cli.main import app
+
+
+@app.command("ladder")
+def ladder(
+    config: Path = CONFIG_OPTION,
+    suite: str = typer.Option(None, "--suite", "-s", help="Suite name from rung.yaml (default: the only one)."),
+    sample: int = typer.Option(None, "--sample", min=1, help="Evaluate a fixed sample of N cases spread "
+                               "over the suite's tags (the same cases every time); default: every case."),
+    train: bool = typer.Option(False, "--train", help="Allow the ladder to train a LoRA adapter when it "
+                               "must climb to level 1 and rung.yaml declares no level-1 candidate."),
+    fresh: bool = typer.Option(False, "--fresh", help="Evaluate every step again instead of reusing a "
+                               "finished run of the same candidate, cases and scorers."),
+    no_cache: bool = NO_CACHE_OPTION,
+    out: Path = typer.Option(None, "--out", "-o", help="Report folder (default: .rung/report next to rung.yaml)."),
+    store: str = typer.Option(None, "--store", help="Run store: a SQLite path or SQLAlchemy URL "
+                              "(default: paths.store of rung.yaml)."),
+) -> None:
+    """Run the customization ladder on the project and say which level to ship.
+
+    Level-0 candidates are evaluated from the simplest (bare prompt) to the richest (retrieval,
+    schema, tools); the ladder climbs to level 1 (adapters) and level 2 (full fine-tuning) only
+    when the decision checklist says level 0 cannot close the gap and the constraints allow it.
+    Every step is a stored run; an unchanged step is reused, so a re-run only does what changed.
+    Ends with the recommendation and the path of report.html. Exit code 0: a decision was made;
+    2: the suite cannot evaluate yet."""
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
+                               TimeElapsedColumn, TimeRemainingColumn)
+
+    from rung.cli.decide import _print
+    from rung.cli.evals import store_url
+    from rung.decide.report import write_decision_report
+    from rung.evals.store import RunStore
+    from rung.ladder import LadderEvents, LadderStep, climb
+
+    cfg = load(config)
+    con = console()
+    ids = None
+    if sample:
+        from rung.evals.suite import load_suite, spread_sample
+
+        suite_name, suite_cfg = cfg.suite(suite)
+        cases = load_suite(cfg.resolve(suite_cfg.path), name=suite_name).cases
+        ids = [c.id for c in spread_sample(cases, sample)]
+        con.print(f"{len(ids)} of {len(cases)} cases, spread over the suite's tags")
+    st = RunStore(store or store_url(cfg))
+    prog = Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
+                    MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("eta"),
+                    TimeRemainingColumn(), TextColumn("{task.fields[note]}"),
+                    console=err_console(), transient=False)
+
+    def on_step(name: str, level: int, index: int, total: int):  # noqa: ANN202
+        task = prog.add_task(f"L{level} {name}", total=None, note="")
+
+        def update(done: int, n: int) -> None:
+            prog.update(task, completed=done, total=n)
+
+        on_step.task = task  # type: ignore[attr-defined]
+        return update
+
+    def on_done(step: LadderStep) -> None:
+        task = on_step.task  # type: ignore[attr-defined]
+        note = "reused run " + step.run_id if step.reused else f"run {step.run_id}"
+        prog.update(task, note=note, completed=step.n_cases, total=step.n_cases)
+
+    def on_note(text: str) -> None:
+        prog.console.print(f"[bold]{escape(text)}[/]")
+
+    def on_loading(text: str) -> None:
+        task = getattr(on_step, "task", None)
+        if task is not None:
+            prog.update(task, note=text)
+
+    with prog:
+        result = climb(cfg, st, suite=suite, ids=ids, reuse=not fresh, use_cache=not no_cache,
+                       allow_training=train,
+                       events=LadderEvents(step=on_step, step_done=on_done, note=on_note,
+                                           loading=on_loading))
+    out_dir = out if out is not None else cfg.resolve(".rung/report")
+    paths = write_decision_report(result.decision, out_dir, runs=result.gathered.runs,
+                                  title=f"rung ladder: {cfg.project}", stem="report")
+    _print(result.decision)
+    for n in result.notes:
+        con.print(f"[dim]{escape(n)}[/]")
+    wall = sum(s.wall_s for s in result.steps)
+    reused = sum(s.reused for s in result.steps)
+    con.print(f"{len(result.steps)} steps ({reused} reused) in {wall:.0f} s")
+    con.print(f"recommendation: [bold]{escape(result.decision.headline)}[/]")
+    con.print(f"report: [bold]{escape(str(paths.html))}[/]\n        {escape(str(paths.markdown))}")
+    raise typer.Exit(result.decision.exit_code)

@@ -1,0 +1,148 @@
+"""The ladder: evaluate level-0 candidates from the simplest to the richest, climb to level 1 (and
+2) only when the decision checklist says level 0 cannot close the gap, then decide.
+
+Every step is a stored run. A step whose candidate (content hash), cases and scorers did not
+change since its last finished run is reused without loading anything, so a re-run only does what
+changed. Training (when the ladder climbs and the user allows it) goes through `rung.tune`; the
+tuned candidate is then evaluated like any other.
+
+The library never prints: `LadderEvents` callbacks let the CLI draw progress.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from rung.errors import ConfigError
+
+if TYPE_CHECKING:
+    from rung.config import CandidateConfig, RungConfig
+    from rung.decide.evidence import Gathered
+    from rung.decide.recommend import Decision
+    from rung.evals.store import RunStore
+    from rung.evals.types import RunResult
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class LadderEvents:
+    """Callbacks the CLI turns into output. `step` is called before each evaluation and returns
+    the progress callback for it (or None)."""
+
+    step: Callable[[str, int, int, int], Progress | None] | None = None  # name, level, index, total
+    step_done: Callable[[LadderStep], None] | None = None
+    note: Callable[[str], None] | None = None
+    loading: Callable[[str], None] | None = None
+    tuning: Callable[[str], Callable[..., None] | None] | None = None  # what -> training progress
+
+
+@dataclass
+class LadderStep:
+    candidate: str
+    level: int
+    run_id: str
+    reused: bool
+    wall_s: float
+    n_cases: int
+
+
+@dataclass
+class LadderResult:
+    steps: list[LadderStep]
+    decision: Decision
+    gathered: Gathered
+    notes: list[str] = field(default_factory=list)
+    runs: dict[str, RunResult] = field(default_factory=dict)
+
+
+def richness(cand: CandidateConfig) -> int:
+    """How much a level-0 candidate adds to the bare model: prompt 1, retrieval 2, schema or
+    tools 4 (summed), so the ladder climbs bare -> prompt -> + retrieval -> + schema and tools."""
+    score = 0
+    if cand.system_prompt.strip() or cand.prompt is not None:
+        score += 1
+    if cand.retrieval is not None:
+        score += 2
+    if cand.output_schema or cand.tools or cand.constrained_decoding:
+        score += 4
+    return score
+
+
+def level_order(config: RungConfig, level: int) -> list[str]:
+    """The candidates at `level`, simplest first (ties keep the order of rung.yaml)."""
+    names = [n for n, c in config.candidates.items() if c.effective_level == level]
+    return sorted(names, key=lambda n: richness(config.candidates[n]))
+
+
+def climb(config: RungConfig, store: RunStore, *, suite: str | None = None,
+          ids: list[str] | None = None, reuse: bool = True, use_cache: bool = True,
+          allow_training: bool = False, events: LadderEvents | None = None) -> LadderResult:
+    """Run the ladder on the project and decide. `ids` restricts every step to those cases (a
+    fixed sample); `allow_training` lets the ladder train an adapter when it must climb and no
+    level-1 candidate is declared."""
+    from rung.decide.checklist import NONE
+    from rung.decide.recommend import decide
+
+    ev = events or LadderEvents()
+    l0 = level_order(config, 0)
+    if not l0:
+        raise ConfigError(f"{config.source}: the ladder needs at least one level-0 candidate "
+                          "(a model and a prompt) under `candidates`")
+    steps: list[LadderStep] = []
+    runs: dict[str, RunResult] = {}
+    notes: list[str] = []
+
+    def run_level(names: list[str], level: int) -> None:
+        for i, name in enumerate(names):
+            bar = ev.step(name, level, i, len(names)) if ev.step else None
+            t0 = time.perf_counter()
+            run, reused = _evaluate(config, name, store, suite=suite, ids=ids, reuse=reuse,
+                                    use_cache=use_cache, progress=bar, loading=ev.loading)
+            step = LadderStep(name, level, run.info.id, reused, time.perf_counter() - t0,
+                              len({r.case.id for r in run.results}))
+            steps.append(step)
+            runs[name] = run
+            if ev.step_done:
+                ev.step_done(step)
+
+    def current() -> tuple[Decision, Gathered]:
+        return decide(config, store, suite=suite, runs=[s.run_id for s in steps])
+
+    run_level(l0, 0)
+    decision, gathered = current()
+    for level, allowed in ((1, config.constraints.allow_level1), (2, config.constraints.allow_level2)):
+        if decision.action != NONE:
+            break  # shipped, fix level 0 first, or cannot evaluate: the checklist says stop here
+        if not allowed:
+            notes.append(f"level {level} not tried: constraints.allow_level{level} is false")
+            break
+        names = level_order(config, level)
+        if not names and level == 1 and allow_training:
+            names = [_train_level1(config, decision, ev, notes)]
+        if not names:
+            notes.append(f"level {level} not tried: no level-{level} candidate in rung.yaml"
+                         + (" (run with --train to train an adapter)" if level == 1 else ""))
+            break
+        if ev.note:
+            ev.note(f"level 0 does not meet the targets: climbing to level {level}")
+        run_level(names, level)
+        decision, gathered = current()
+    return LadderResult(steps, decision, gathered, notes, runs)
+
+
+def _evaluate(config: RungConfig, name: str, store: RunStore, **kw) -> tuple[RunResult, bool]:
+    from rung.evals.runner import evaluate_candidate
+
+    return evaluate_candidate(config, name, store, suite=kw["suite"], ids=kw["ids"],
+                              reuse=kw["reuse"], use_cache=kw["use_cache"],
+                              progress=kw["progress"], on_loading=kw["loading"])
+
+
+def _train_level1(config: RungConfig, decision: Decision, ev: LadderEvents, notes: list[str]) -> str:
+    """Train a LoRA adapter for the best level-0 candidate and add `<candidate>+lora` to the
+    (in-memory) project; returns its name."""
+    raise ConfigError("training from the ladder is not available yet")
