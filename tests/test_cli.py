@@ -24,7 +24,8 @@ def test_help_is_instant_and_lists_commands():
     r = rung("--help")
     elapsed = time.perf_counter() - t0
     assert r.returncode == 0, r.stderr
-    for cmd in ("init", "models", "ask", "eval", "compare", "report", "runs", "demo"):
+    for cmd in ("init", "models", "ask", "eval", "compare", "report", "runs", "demo", "ladder", "decide",
+                "tune", "adapters", "data"):
         assert cmd in r.stdout
     assert elapsed < 3.0  # includes interpreter start; `rung --help` itself is well under 1 s
 

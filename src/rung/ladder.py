@@ -143,6 +143,49 @@ def _evaluate(config: RungConfig, name: str, store: RunStore, **kw) -> tuple[Run
 
 
 def _train_level1(config: RungConfig, decision: Decision, ev: LadderEvents, notes: list[str]) -> str:
-    """Train a LoRA adapter for the best level-0 candidate and add `<candidate>+lora` to the
-    (in-memory) project; returns its name."""
-    raise ConfigError("training from the ladder is not available yet")
+    """Train a LoRA adapter for the level-0 candidate closest to the targets (tune.data builds the
+    dataset, tune.train the job) and add `<candidate>-lora` to the in-memory project; returns its
+    name. A finished artifact of the same job (same dataset version, base, hyperparameters, seed
+    and prompt) is reused instead of training again."""
+    from rung.tune.data import build_dataset
+    from rung.tune.train.plan import plan_job
+
+    base = _base_for_adapter(config, decision)
+    cand = config.candidates[base]
+    if config.models[cand.model].backend != "local":
+        raise ConfigError(f"{config.source}: the ladder can only train an adapter for a local model; "
+                          f"candidate {base!r} uses {cand.model!r}, an endpoint")
+    dataset, _card = build_dataset(config)
+    folder = config.resolve(config.paths.datasets) / dataset.version
+    job = plan_job(config, method="lora", candidate=base, dataset=str(folder))
+    if (job.folder / "rung-lineage.json").is_file():
+        if ev.note:
+            ev.note(f"reusing adapter {job.id} (same dataset {dataset.version}, base and settings)")
+    else:
+        from rung.tune.train.trainer import train
+
+        if ev.note:
+            ev.note(f"training LoRA adapter {job.id} for {base!r} on dataset {dataset.version} "
+                    f"({len(dataset)} examples)")
+        train(job, progress=ev.tuning(job.id) if ev.tuning else None)
+    name = f"{base}-lora"
+    config.models[cand.model].adapters[name] = str(job.folder)
+    config.candidates[name] = cand.model_copy(update={
+        "adapter": name, "level": None,
+        "description": f"{base} with the LoRA adapter {job.id} trained by the ladder"})
+    notes.append(f"trained {name}: adapter {job.folder}; to keep it, add to rung.yaml: "
+                 f"models.{cand.model}.adapters.{name}: {job.folder} and a candidate with adapter: {name}")
+    return name
+
+
+def _base_for_adapter(config: RungConfig, decision: Decision) -> str:
+    """The level-0 candidate the adapter is trained for: the decision's closest candidate when it
+    is a local level-0 one, else the richest local level-0 candidate."""
+    if decision.candidate and decision.candidate in config.candidates:
+        c = config.candidates[decision.candidate]
+        if c.effective_level == 0 and config.models[c.model].backend == "local":
+            return decision.candidate
+    local = [n for n in level_order(config, 0) if config.models[config.candidates[n].model].backend == "local"]
+    if not local:
+        raise ConfigError(f"{config.source}: no level-0 candidate on a local model to train an adapter for")
+    return local[-1]

@@ -36,6 +36,15 @@ def ladder(
     Every step is a stored run; an unchanged step is reused, so a re-run only does what changed.
     Ends with the recommendation and the path of report.html. Exit code 0: a decision was made;
     2: the suite cannot evaluate yet."""
+    run_ladder(load(config), suite=suite, sample=sample, train=train, fresh=fresh,
+               no_cache=no_cache, out=out, store=store)
+
+
+def run_ladder(cfg, *, suite: str | None = None, sample: int | None = None, train: bool = False,
+               fresh: bool = False, no_cache: bool = False, out: Path | None = None,
+               store: str | None = None) -> None:
+    """The ladder with rich progress, the decision printed and the report written; exits with
+    the decision's exit code (`rung ladder` and `rung demo`)."""
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
                                TimeElapsedColumn, TimeRemainingColumn)
 
@@ -45,7 +54,6 @@ def ladder(
     from rung.evals.store import RunStore
     from rung.ladder import LadderEvents, LadderStep, climb
 
-    cfg = load(config)
     con = console()
     ids = None
     if sample:
@@ -83,11 +91,27 @@ def ladder(
         if task is not None:
             prog.update(task, note=text)
 
+    def on_tuning(job_id: str):  # noqa: ANN202 - a TrainProgress callback
+        task = prog.add_task(f"L1 train {job_id}", total=None, note="")
+
+        def update(p) -> None:  # p: rung.tune.train.trainer.TrainProgress
+            bits = [p.message] if p.event == "stage" and p.message else []
+            if p.loss is not None:
+                bits.append(f"loss {p.loss:.3f}")
+            if p.tokens_per_s:
+                bits.append(f"{p.tokens_per_s:.0f} tok/s")
+            if p.last_eval:
+                bits.append("dev " + ", ".join(f"{k} {v:.3f}" for k, v in p.last_eval.items()
+                                                if isinstance(v, float)))
+            prog.update(task, completed=p.step, total=p.max_steps or None, note=" · ".join(bits))
+
+        return update
+
     with prog:
         result = climb(cfg, st, suite=suite, ids=ids, reuse=not fresh, use_cache=not no_cache,
                        allow_training=train,
                        events=LadderEvents(step=on_step, step_done=on_done, note=on_note,
-                                           loading=on_loading))
+                                           loading=on_loading, tuning=on_tuning))
     out_dir = out if out is not None else cfg.resolve(".rung/report")
     paths = write_decision_report(result.decision, out_dir, runs=result.gathered.runs,
                                   title=f"rung ladder: {cfg.project}", stem="report")
