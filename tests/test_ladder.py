@@ -140,3 +140,54 @@ def test_ladder_needs_a_level0_candidate(tmp_path: Path, stub, bad: str) -> None
     cfg.candidates = {"tuned": cfg.candidates["tuned"]}
     with pytest.raises(ConfigError, match="at least one level-0 candidate"):
         climb(cfg, RunStore(tmp_path / "runs.db"))
+
+
+@pytest.mark.slow
+def test_ladder_trains_a_lora_adapter_and_reuses_it(tmp_path: Path) -> None:
+    """--train: the ladder builds the dataset from tune.data, trains LoRA for the level-0
+    candidate closest to the targets (2 steps here), adds `<candidate>-lora` and evaluates it
+    like any candidate; a second climb reuses the artifact of the same job."""
+    from types import SimpleNamespace
+
+    from rung.evals.runner import evaluate_candidate
+    from rung.ladder import _train_level1
+
+    qa = [("What is the refund window?", "Refunds are accepted within 30 days."),
+          ("How long does shipping take?", "Shipping takes 3 to 5 business days."),
+          ("Is there a warranty?", "All devices have a two year warranty."),
+          ("Can I pay by invoice?", "Business customers can pay by invoice.")]
+    (tmp_path / "train.jsonl").write_text("".join(
+        json.dumps({"id": f"t{i}", "input": q, "reference": a}) + "\n" for i, (q, a) in enumerate(qa)))
+    (tmp_path / "eval.jsonl").write_text(json.dumps({"id": "e1", "input": "Do you refund?",
+                                                     "reference": "30 days"}) + "\n")
+    (tmp_path / "rung.yaml").write_text("""
+project: ladder-train
+candidates:
+  desk:
+    system_prompt: You are the support desk of Acme. Answer in one sentence.
+    generation: {max_new_tokens: 8}
+suites:
+  eval: {path: eval.jsonl, scorers: [contains]}
+tune:
+  data:
+    train: train.jsonl
+    checks: {leakage_suites: []}
+  train: {max_steps: 2, batch_size: 2, max_seq_len: 96, dev_size: 0, lr_scheduler: constant}
+""")
+    os.environ.setdefault("RUNG_THREADS", "1")
+    cfg = load_config(tmp_path / "rung.yaml")
+    notes: list[str] = []
+    said: list[str] = []
+    name = _train_level1(cfg, SimpleNamespace(candidate="desk"), LadderEvents(note=said.append), notes)
+    assert name == "desk-lora" and cfg.candidates[name].adapter == name
+    folder = Path(cfg.models["default"].adapters[name])
+    lineage = json.loads((folder / "rung-lineage.json").read_text())
+    assert lineage["dataset"]["version"] and (folder / "adapter_model.safetensors").is_file()
+    assert any("training LoRA adapter" in s for s in said) and "desk-lora" in notes[0]
+    run, _ = evaluate_candidate(cfg, name, RunStore(tmp_path / "runs.db"))
+    assert run.info.level == 1 and run.results[0].answer.text.strip()
+
+    cfg2 = load_config(tmp_path / "rung.yaml")
+    said.clear()
+    assert _train_level1(cfg2, SimpleNamespace(candidate="desk"), LadderEvents(note=said.append), []) == name
+    assert any("reusing adapter" in s for s in said)
