@@ -80,7 +80,7 @@ def main() -> None:
     for key in args.latency_rows.split(","):
         name = rows[key]
         t0 = time.perf_counter()
-        run, reused = evaluate_candidate(cfg, name, store, ids=ids, reuse=True)
+        run, reused = evaluate_candidate(cfg, name, store, ids=ids, reuse=True, resume=True)
         runs[key] = run
         print(f"{key:8s} {name:24s} run {run.info.id} {'(reused)' if reused else ''} "
               f"{time.perf_counter() - t0:.0f} s", flush=True)

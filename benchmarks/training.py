@@ -2,7 +2,7 @@
 transformers.Trainer + PEFT, and what evaluation during training costs. One process, one run:
 
   rung          rung.tune.train.trainer.train() on a TuneJob, no dev split (dev_size 0)
-  rung+eval     the same job with dev_size 8 and eval_every set so it evaluates twice
+  rung+eval     the same job with dev_size --dev (8) and eval_every set so it evaluates twice
                 (generation through LocalModel, --eval-new-tokens new tokens per answer)
   trainer       transformers.Trainer on get_peft_model(base) with the same examples, labels
                 (rung.tune.train.collate: loss on the assistant answer only) and collator
@@ -11,11 +11,13 @@ transformers.Trainer + PEFT, and what evaluation during training costs. One proc
 Every row: LoRA r=8 all-linear (rung's TrainConfig defaults), batch --batch, sequences cut at
 --seq tokens, the same learning rate (constant), bf16 autocast where rung's `bf16: auto` would
 use it (--precision to force), base loaded in float32. Each run does 1 + --steps optimizer steps;
-the first is warm-up and not timed. Every example is longer than --seq, so every sequence is
-exactly --seq tokens and tokens/s = batch x seq / (seconds per step), no padding.
+the first is warm-up and not timed. tokens/s = batch x mean sequence length / seconds per step;
+at the default --seq 128 every example is longer, so every sequence is exactly 128 tokens (no
+padding, the same tokens in every row).
 
 Eval overhead: the wall time of rung's training loop with evaluation vs without (both 1 + --steps
-steps), and the measured time inside the two evaluations as a share of the loop.
+steps), and, timed inside the rung+eval run alone, its seconds in evaluation over its seconds in
+training steps (one run, so less exposed to a shared CPU's load changing between runs).
 
     RUNG_THREADS=1 python benchmarks/training.py [--steps 12] [--seq 128] [--batch 4] [--trl]
 
@@ -234,6 +236,7 @@ def main() -> None:
     overhead = 100 * (loop_eval - loop) / loop
     eval_s = rows["rung+eval"]["eval_s"]
     share = 100 * eval_s / loop_eval
+    direct = 100 * eval_s / (loop_eval - eval_s)  # the same overhead, timed inside one run (less noise)
 
     print(f"LoRA r=8 all-linear, batch {args.batch} x {args.seq} tokens ({tokens_per_step:.0f} tokens/step), "
           f"{'bf16 autocast' if bf16 else 'float32'}, torch threads {torch.get_num_threads()}, "
@@ -246,14 +249,15 @@ def main() -> None:
     print(f"rung / Trainer tokens/s: {speed:.2f}x")
     if "trl" in rows:
         print(f"rung / SFTTrainer tokens/s: {rows['rung']['tokens_per_s'] / rows['trl']['tokens_per_s']:.2f}x")
-    print(f"eval overhead: +{overhead:.1f}% loop wall time ({loop} -> {loop_eval} s); the {rows['rung+eval']['evals']} "
-          f"evaluations of {args.dev} dev answers x {args.eval_new_tokens} new tokens took {eval_s} s "
-          f"= {share:.1f}% of the loop")
+    print(f"eval overhead: +{overhead:.1f}% loop wall time, run with vs run without ({loop} -> {loop_eval} s)")
+    print(f"  timed inside rung+eval: {rows['rung+eval']['evals']} evaluations of {args.dev} dev answers x "
+          f"{args.eval_new_tokens} new tokens took {eval_s} s = +{direct:.1f}% over its training steps "
+          f"({share:.1f}% of its loop)")
     record = {"bench": "training", "steps": args.steps, "seq": args.seq, "batch": args.batch,
               "precision": "bf16" if bf16 else "fp32", "threads": torch.get_num_threads(),
               "dev": args.dev, "eval_every": eval_every, "eval_new_tokens": args.eval_new_tokens,
               "rows": rows, "rung_over_trainer": round(speed, 3), "eval_overhead_pct": round(overhead, 1),
-              "eval_share_pct": round(share, 1)}
+              "eval_overhead_in_run_pct": round(direct, 1), "eval_share_pct": round(share, 1)}
     line = json.dumps(record)
     print(line)
     if args.json:

@@ -2,8 +2,8 @@
 2) only when the decision checklist says level 0 cannot close the gap, then decide.
 
 Every step is a stored run. A step whose candidate (content hash), cases and scorers did not
-change since its last finished run is reused without loading anything, so a re-run only does what
-changed. Training (when the ladder climbs and the user allows it) goes through `rung.tune`; the
+change since its last finished run is reused without loading the model, so a re-run only does
+what changed; a step that was interrupted (Ctrl-C, a crash) continues where it stopped. Training (when the ladder climbs and the user allows it) goes through `rung.tune`; the
 tuned candidate is then evaluated like any other.
 
 The library never prints: `LadderEvents` callbacks let the CLI draw progress.
@@ -138,7 +138,7 @@ def _evaluate(config: RungConfig, name: str, store: RunStore, **kw) -> tuple[Run
     from rung.evals.runner import evaluate_candidate
 
     return evaluate_candidate(config, name, store, suite=kw["suite"], ids=kw["ids"],
-                              reuse=kw["reuse"], use_cache=kw["use_cache"],
+                              reuse=kw["reuse"], resume=True, use_cache=kw["use_cache"],
                               progress=kw["progress"], on_loading=kw["loading"])
 
 

@@ -237,8 +237,9 @@ def evaluate_candidate(config: RungConfig, candidate: str | None, store: RunStor
     """Run one candidate of rung.yaml over one of its suites (optionally a subset of cases).
 
     reuse=True returns the latest finished run of the same candidate (hash) on the same cases
-    (suite hash) scored by the same scorers and rung version, without loading anything: the
-    second value says whether the run was reused."""
+    (suite hash) scored by the same scorers and rung version, without loading the model: the
+    second value says whether the run was reused. Otherwise resume=True continues the latest
+    unfinished run of the same candidate and cases, if any."""
     from rung.evals.suite import load_suite
 
     suite_name, suite_cfg = config.suite(suite)
@@ -253,7 +254,7 @@ def evaluate_candidate(config: RungConfig, candidate: str | None, store: RunStor
     if on_loading:
         on_loading(f"preparing {candidate or 'the candidate'}: index, model and scorers")
     pipeline = build_pipeline(config, candidate, use_cache=use_cache)  # the model loads on first use
-    if reuse and epochs == 1 and not resume:
+    if reuse and epochs == 1 and resume in (False, True):
         found = store.latest_finished(pipeline.hash, s.hash)
         if found is not None and found.metadata.get("scorers_key") == key:
             return _in_suite_order(store.get_run(found.id), s), True

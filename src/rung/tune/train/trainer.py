@@ -1,9 +1,11 @@
 """The training loop: a thin loop over accelerate's Accelerator.
 
-Why not trl.SFTTrainer: measured on the 2-core AVX512-BF16 CPU (benchmarks/tune_loop.py, LoRA
-all-linear r=8, batch 4 x 128 tokens, 10 timed steps, 1 thread, docs/tuning.md), this loop ran
-141 tokens/s with bf16 autocast and 95 in float32; SFTTrainer on the same data ran 90 and 62.
-Besides speed, the thin loop lets the dev evaluation generate through rung's own LocalModel and
+Why not trl.SFTTrainer: measured on the 2-core AVX512-BF16 CPU (benchmarks/training.py, LoRA
+all-linear r=8, batch 4 x 128 tokens, 1 thread, docs/tuning.md), this loop ran about 1.5x
+SFTTrainer's tokens/s (141 vs 90 with bf16 autocast, 95 vs 62 in float32; 119 vs 80 in a later
+run). A plain transformers.Trainer on the same PEFT model, labels and collator runs at the same
+speed (rung 0.85x and 1.04x of it in two loaded runs), so the reason for this loop is not speed
+against Trainer: it lets the dev evaluation generate through rung's own LocalModel and
 scorers between steps, keeps rung's loop state beside accelerate's checkpoints, and runs
 unchanged under `accelerate launch` (DDP, FSDP, DeepSpeed: accelerate distributes, not rung).
 
