@@ -13,7 +13,10 @@ and prints each candidate's metrics with 95% intervals, P50/P95 latency and toke
 paired comparison base -> adapter (McNemar / Wilcoxon per metric). Runs are stored in the
 example's run store; re-running reuses finished runs of unchanged candidates.
 
-    RUNG_THREADS=2 python benchmarks/levels.py [--candidate policy-prompt] [--sample 64 | --all]
+    RUNG_THREADS=2 python benchmarks/levels.py [--candidate policy-prompt] [--sample 64 | --all] [--fresh]
+
+Use --fresh on a quiet machine for latency: reused runs and cached answers keep the timings of
+the run that first produced them.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ def main() -> None:
     ap.add_argument("--candidate", default="policy-prompt")
     ap.add_argument("--sample", type=int, default=64)
     ap.add_argument("--all", action="store_true", help="every eval case (slow)")
+    ap.add_argument("--fresh", action="store_true",
+                    help="new runs without the response cache (clean latency), instead of reusing")
     ap.add_argument("--latency-rows", default="base,adapter,merged,rag",
                     help="which rows to evaluate (comma separated)")
     args = ap.parse_args()
@@ -80,7 +85,8 @@ def main() -> None:
     for key in args.latency_rows.split(","):
         name = rows[key]
         t0 = time.perf_counter()
-        run, reused = evaluate_candidate(cfg, name, store, ids=ids, reuse=True, resume=True)
+        run, reused = evaluate_candidate(cfg, name, store, ids=ids, reuse=not args.fresh,
+                                         resume=not args.fresh, use_cache=not args.fresh)
         runs[key] = run
         print(f"{key:8s} {name:24s} run {run.info.id} {'(reused)' if reused else ''} "
               f"{time.perf_counter() - t0:.0f} s", flush=True)
