@@ -7,14 +7,13 @@ resolved relative to the file's folder.
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from rung.errors import ConfigError
+from rung.errors import ConfigError, did_you_mean
+from rung.yamlfile import parse_yaml, validation_message
 
 EMBEDDED_LLM = "embedded:smollm2-135m-instruct"
 EMBEDDED_EMBEDDER = "embedded:all-minilm-l6-v2"
@@ -337,23 +336,23 @@ class RungConfig(_Strict):
             if cand.model not in self.models:
                 raise ValueError(
                     f"candidates.{name}.model: no model named {cand.model!r}"
-                    f"{_did_you_mean(cand.model, self.models)}; models are {sorted(self.models)}")
+                    f"{did_you_mean(cand.model, self.models)}; models are {sorted(self.models)}")
             model = self.models[cand.model]
             if cand.adapter and model.backend == "local" and cand.adapter not in model.adapters:
                 raise ValueError(
                     f"candidates.{name}.adapter: model {cand.model!r} has no adapter "
-                    f"{cand.adapter!r}{_did_you_mean(cand.adapter, model.adapters)}")
+                    f"{cand.adapter!r}{did_you_mean(cand.adapter, model.adapters)}")
             if cand.retrieval and cand.retrieval.corpus not in self.knowledge:
                 raise ValueError(
                     f"candidates.{name}.retrieval.corpus: no corpus named {cand.retrieval.corpus!r} under "
-                    f"`knowledge`{_did_you_mean(cand.retrieval.corpus, self.knowledge)}")
+                    f"`knowledge`{did_you_mean(cand.retrieval.corpus, self.knowledge)}")
             if cand.output_schema and cand.output_schema != PER_CASE_SCHEMA \
                     and cand.output_schema not in self.schemas:
                 raise ValueError(
                     f"candidates.{name}.schema: no schema named {cand.output_schema!r} under "
-                    f"`schemas`{_did_you_mean(cand.output_schema, self.schemas)}")
+                    f"`schemas`{did_you_mean(cand.output_schema, self.schemas)}")
         if self.judge and self.judge not in self.models:
-            raise ValueError(f"judge: no model named {self.judge!r}{_did_you_mean(self.judge, self.models)}")
+            raise ValueError(f"judge: no model named {self.judge!r}{did_you_mean(self.judge, self.models)}")
         return self
 
     def resolve(self, path: str | Path) -> Path:
@@ -373,7 +372,7 @@ class RungConfig(_Strict):
                 f"{self.source}: several candidates ({', '.join(self.candidates)}); pick one with --candidate")
         if name not in self.candidates:
             raise ConfigError(
-                f"{self.source}: no candidate named {name!r}{_did_you_mean(name, self.candidates)}; "
+                f"{self.source}: no candidate named {name!r}{did_you_mean(name, self.candidates)}; "
                 f"candidates are {', '.join(self.candidates) or '(none)'}")
         return name, self.candidates[name]
 
@@ -386,89 +385,11 @@ class RungConfig(_Strict):
             raise ConfigError(f"{self.source}: several suites ({', '.join(self.suites)}); pick one with --suite")
         if name not in self.suites:
             raise ConfigError(
-                f"{self.source}: no suite named {name!r}{_did_you_mean(name, self.suites)}")
+                f"{self.source}: no suite named {name!r}{did_you_mean(name, self.suites)}")
         return name, self.suites[name]
 
 
 # ---------------------------------------------------------------- loading with good errors
-
-def _did_you_mean(word: str, options: Any) -> str:
-    match = difflib.get_close_matches(str(word), [str(o) for o in options], n=1, cutoff=0.6)
-    return f" (did you mean {match[0]!r}?)" if match else ""
-
-
-def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
-    """Field names (and aliases) of the pydantic model reached by following loc from `model`."""
-    current: Any = model
-    for part in loc[:-1]:
-        if not (isinstance(current, type) and issubclass(current, BaseModel)):
-            return []
-        field = current.model_fields.get(str(part))
-        if field is None:
-            # dict[str, Model] values: the annotation's args
-            continue
-        current = _inner_model(field.annotation)
-    if isinstance(current, type) and issubclass(current, BaseModel):
-        return [f.alias or n for n, f in current.model_fields.items() if not f.exclude]
-    return []
-
-
-def _inner_model(annotation: Any) -> Any:
-    args = getattr(annotation, "__args__", None)
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    if args:
-        for a in reversed(args):
-            inner = _inner_model(a)
-            if inner is not None:
-                return inner
-    return None
-
-
-def _line_of(node: yaml.Node | None, loc: tuple) -> int | None:
-    """1-based line of the YAML node at key path loc (or of its nearest existing parent)."""
-    line = None
-    for part in loc:
-        if node is None:
-            break
-        line = node.start_mark.line + 1
-        if isinstance(node, yaml.MappingNode):
-            nxt = None
-            for k, v in node.value:
-                if str(k.value) == str(part):
-                    line = k.start_mark.line + 1
-                    nxt = v
-                    break
-            node = nxt
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            node = node.value[part]
-            line = node.start_mark.line + 1
-        else:
-            break
-    return line
-
-
-def format_validation_error(err: ValidationError, source: str, root_node: yaml.Node | None,
-                            model: type[BaseModel] = RungConfig) -> str:
-    lines = []
-    for e in err.errors():
-        loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-        key = ".".join(str(p) for p in loc) or "(top level)"
-        line = _line_of(root_node, loc)
-        where = f"{source}:{line}" if line else source
-        if e["type"] == "extra_forbidden":
-            hint = _did_you_mean(str(loc[-1]), _allowed_keys(model, loc))
-            allowed = _allowed_keys(model, loc)
-            msg = f"unknown key {str(loc[-1])!r}{hint}"
-            if not hint and allowed:
-                msg += f"; expected one of: {', '.join(allowed)}"
-        else:
-            msg = e["msg"].removeprefix("Value error, ")
-            if e["type"] not in ("value_error", "assertion_error") and "input" in e:
-                msg += f" (got {e['input']!r})" if not isinstance(e["input"], dict) else ""
-        lines.append(f"{where}: {key}: {msg}")
-    return "\n".join(lines)
-
 
 def load_config(path: str | Path) -> RungConfig:
     """Read and validate a rung.yaml. Raises ConfigError with file:line: key: what was expected."""
@@ -477,14 +398,7 @@ def load_config(path: str | Path) -> RungConfig:
         p = p / "rung.yaml"
     if not p.exists():
         raise ConfigError(f"{p}: no such file (create one with `rung init DIR`)")
-    text = p.read_text(encoding="utf-8")
-    try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"{p}:{mark.line + 1}" if mark else str(p)
-        raise ConfigError(f"{where}: not valid YAML: {getattr(e, 'problem', e)}") from None
+    data, node = parse_yaml(p.read_text(encoding="utf-8"), str(p))
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -493,7 +407,7 @@ def load_config(path: str | Path) -> RungConfig:
     try:
         cfg = RungConfig.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(format_validation_error(e, str(p), node)) from None
+        raise ConfigError(validation_message(e, str(p), node, RungConfig)) from None
     cfg.root = p.parent.resolve()
     cfg.source = p
     return cfg

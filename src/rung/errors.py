@@ -41,3 +41,11 @@ class ScorerError(RungError):
 
 class DataError(RungError):
     """A training-data file is malformed, or a dataset failed a blocking check."""
+
+
+def did_you_mean(word: str, options: object) -> str:
+    """' (did you mean 'x'?)' for the closest of `options` to `word`, or '' when none is close."""
+    import difflib
+
+    match = difflib.get_close_matches(str(word), [str(o) for o in options], n=1, cutoff=0.6)  # type: ignore[attr-defined]
+    return f" (did you mean {match[0]!r}?)" if match else ""

@@ -12,7 +12,6 @@ file/line), so moving or reformatting files keeps it, and changing any case chan
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import json
 from collections import defaultdict
@@ -24,8 +23,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, ValidationError, field_validator, model_validator
 
-from rung.errors import SuiteError
+from rung.errors import SuiteError, did_you_mean
 from rung.evals.types import Case
+from rung.yamlfile import line_of, syntax_error
 
 MAX_ERRORS = 20
 SUFFIXES = (".jsonl", ".yaml", ".yml")
@@ -204,8 +204,7 @@ def _describe(err: dict[str, Any]) -> str:
     if etype == "extra_forbidden":
         key = str(loc[-1])
         options = _KEYS if len(loc) == 1 else ["role", "content"]
-        close = difflib.get_close_matches(key, options, n=1, cutoff=0.6)
-        hint = f" (did you mean {close[0]!r}?)" if close else f"; expected one of: {', '.join(options)}"
+        hint = did_you_mean(key, options) or f"; expected one of: {', '.join(options)}"
         return f"unknown field {name!r}{hint}"
     if etype == "missing":
         return f"missing required field {name!r}"
@@ -272,32 +271,14 @@ def _read_jsonl(path: Path, shown: str, out: _Collector) -> None:
             out.add(data, shown, n)
 
 
-def _node_line(node: yaml.Node, loc: tuple) -> int:
-    """1-based line of the field at loc inside a case's YAML node (or of the nearest parent)."""
-    line = node.start_mark.line + 1
-    for part in loc:
-        if isinstance(node, yaml.MappingNode):
-            match = next(((k, v) for k, v in node.value if str(k.value) == str(part)), None)
-            if match is None:
-                break
-            line, node = match[0].start_mark.line + 1, match[1]
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
-            node = node.value[part]
-            line = node.start_mark.line + 1
-        else:
-            break
-    return line
-
-
 def _read_yaml(path: Path, shown: str, out: _Collector) -> None:
     text = path.read_text(encoding="utf-8")
     try:
         root = yaml.compose(text)
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"{shown}:{mark.line + 1}" if mark else shown
-        out.error(where, f"not valid YAML: {getattr(e, 'problem', None) or e}")
+        where, problem = syntax_error(e, shown)
+        out.error(where, f"not valid YAML: {problem}")
         return
     if data is None:
         return
@@ -306,8 +287,7 @@ def _read_yaml(path: Path, shown: str, out: _Collector) -> None:
         extra = sorted(set(data) - {"cases"})
         if "cases" not in data or extra:
             key = extra[0] if extra else "(none)"
-            close = difflib.get_close_matches(str(key), ["cases"], n=1, cutoff=0.6)
-            hint = " (did you mean 'cases'?)" if close else ""
+            hint = did_you_mean(str(key), ["cases"])
             out.error(f"{shown}:1", f"expected a list of cases or a mapping with only the key 'cases', "
                                     f"got key {key!r}{hint}")
             return
@@ -321,7 +301,7 @@ def _read_yaml(path: Path, shown: str, out: _Collector) -> None:
     for item, node in zip(data, items_node.value):
         if out.full:
             return
-        out.add(item, shown, node.start_mark.line + 1, line_of=lambda loc, node=node: _node_line(node, loc))
+        out.add(item, shown, node.start_mark.line + 1, line_of=lambda loc, node=node: line_of(node, loc))
 
 
 def _files(path: Path) -> list[Path]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rung.config import ModelConfig, RungConfig, _did_you_mean
-from rung.errors import ConfigError
+from rung.config import ModelConfig, RungConfig
+from rung.errors import ConfigError, did_you_mean
 from rung.models.base import Model
 from rung.models.cache import CachedModel, ResponseCache
 
@@ -36,6 +36,6 @@ def load_project_model(config: RungConfig, name: str, use_cache: bool = True) ->
     if name not in config.models:
         raise ConfigError(
             f"{config.source or 'rung.yaml'}: models: no model named {name!r}"
-            f"{_did_you_mean(name, config.models)}; models are {', '.join(sorted(config.models))}")
+            f"{did_you_mean(name, config.models)}; models are {', '.join(sorted(config.models))}")
     cache_path = config.resolve(config.paths.cache) if use_cache else None
     return load_model(config.models[name], root=config.root, cache_path=cache_path)

@@ -74,17 +74,11 @@ def load_yaml_entries(path: Path, what: str) -> list[tuple[str, Any, int]]:
     import yaml
 
     from rung.errors import ConfigError
+    from rung.yamlfile import parse_yaml
 
     if not path.is_file():
         raise ConfigError(f"{path}: no such file (the {what} file named in rung.yaml tool_data)")
-    text = path.read_text(encoding="utf-8")
-    try:
-        root = yaml.compose(text)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise ConfigError(f"{where}: not valid YAML: {getattr(e, 'problem', e)}") from None
+    data, root = parse_yaml(path.read_text(encoding="utf-8"), str(path))
     if data is None:
         return []
     if not isinstance(data, dict) or not isinstance(root, yaml.MappingNode):

@@ -38,7 +38,7 @@ def _store_target(cfg: RungConfig) -> str | Path:
 def eval_cases(cfg: RungConfig) -> dict[str, list[Case]]:
     """The cases leakage is checked against, by suite name: `tune.data.checks.leakage_suites`, or
     every suite of rung.yaml except one that is the train split itself (same path)."""
-    from rung.config import _did_you_mean
+    from rung.errors import did_you_mean
     from rung.evals.suite import load_suite
 
     dc = cfg.tune.data
@@ -49,7 +49,7 @@ def eval_cases(cfg: RungConfig) -> dict[str, list[Case]]:
     for n in names:
         if n not in cfg.suites:
             raise DataError(f"tune.data.checks.leakage_suites: no suite named {n!r}"
-                            f"{_did_you_mean(n, cfg.suites)}; suites are {sorted(cfg.suites)}")
+                            f"{did_you_mean(n, cfg.suites)}; suites are {sorted(cfg.suites)}")
     return {n: load_suite(cfg.resolve(cfg.suites[n].path), name=n).cases for n in names}
 
 

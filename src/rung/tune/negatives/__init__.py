@@ -31,8 +31,8 @@ import random
 from collections import Counter
 from dataclasses import dataclass, field
 
-from rung.config import RungConfig, _did_you_mean
-from rung.errors import RungError
+from rung.config import RungConfig
+from rung.errors import RungError, did_you_mean
 from rung.models.base import ProgressCallback
 from rung.tune.example import Example
 from rung.tune.negatives import adversarial, conflicting, long_context, multilingual
@@ -72,7 +72,7 @@ def check_names(names: list[str]) -> None:
     seen: set[str] = set()
     for name in names:
         if name not in GENERATORS:
-            raise RungError(f"tune.data.negatives: unknown generator {name!r}{_did_you_mean(name, GENERATORS)}; "
+            raise RungError(f"tune.data.negatives: unknown generator {name!r}{did_you_mean(name, GENERATORS)}; "
                             f"known: {', '.join(GENERATORS)}")
         if name in seen:
             raise RungError(f"tune.data.negatives: generator {name!r} is listed twice")

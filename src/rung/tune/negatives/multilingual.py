@@ -165,9 +165,9 @@ def _translated(plan: list[tuple[Example, str]], config: RungConfig, table: Temp
     name = config.tune.data.translator
     assert name
     if name not in config.models:
-        from rung.config import _did_you_mean
+        from rung.errors import did_you_mean
 
-        raise ConfigError(f"tune.data.translator: no model named {name!r}{_did_you_mean(name, config.models)}; "
+        raise ConfigError(f"tune.data.translator: no model named {name!r}{did_you_mean(name, config.models)}; "
                           f"models are {', '.join(sorted(config.models))}")
     phrase = refusal_phrase(config)
     fixed_phrase = _norm(phrase) == _norm(table.refusal["en"])
