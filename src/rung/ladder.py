@@ -86,6 +86,7 @@ def climb(config: RungConfig, store: RunStore, *, suite: str | None = None,
     level-1 candidate is declared."""
     from rung.decide.checklist import NONE
     from rung.decide.recommend import decide
+    from rung.evals.runner import evaluate_candidate
 
     ev = events or LadderEvents()
     l0 = level_order(config, 0)
@@ -100,8 +101,9 @@ def climb(config: RungConfig, store: RunStore, *, suite: str | None = None,
         for i, name in enumerate(names):
             bar = ev.step(name, level, i, len(names)) if ev.step else None
             t0 = time.perf_counter()
-            run, reused = _evaluate(config, name, store, suite=suite, ids=ids, reuse=reuse,
-                                    use_cache=use_cache, progress=bar, loading=ev.loading)
+            run, reused = evaluate_candidate(config, name, store, suite=suite, ids=ids, reuse=reuse,
+                                             resume=True, use_cache=use_cache, progress=bar,
+                                             on_loading=ev.loading)
             step = LadderStep(name, level, run.info.id, reused, time.perf_counter() - t0,
                               len({r.case.id for r in run.results}))
             steps.append(step)
@@ -132,14 +134,6 @@ def climb(config: RungConfig, store: RunStore, *, suite: str | None = None,
         run_level(names, level)
         decision, gathered = current()
     return LadderResult(steps, decision, gathered, notes, runs)
-
-
-def _evaluate(config: RungConfig, name: str, store: RunStore, **kw) -> tuple[RunResult, bool]:
-    from rung.evals.runner import evaluate_candidate
-
-    return evaluate_candidate(config, name, store, suite=kw["suite"], ids=kw["ids"],
-                              reuse=kw["reuse"], resume=True, use_cache=kw["use_cache"],
-                              progress=kw["progress"], on_loading=kw["loading"])
 
 
 def _train_level1(config: RungConfig, decision: Decision, ev: LadderEvents, notes: list[str]) -> str:

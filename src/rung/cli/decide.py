@@ -46,13 +46,13 @@ def decide(
         data["report"] = {"html": str(paths.html), "markdown": str(paths.markdown)}
         typer.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
         raise typer.Exit(decision.exit_code)
-    _print(decision)
+    print_decision(decision)
     con = console()
     con.print(f"report: {escape(str(paths.html))}\n        {escape(str(paths.markdown))}")
     raise typer.Exit(decision.exit_code)
 
 
-def _print(decision) -> None:  # decision: rung.decide.recommend.Decision
+def print_decision(decision) -> None:  # decision: rung.decide.recommend.Decision
     from rich.panel import Panel
     from rich.table import Table
 

@@ -45,14 +45,11 @@ def run_ladder(cfg, *, suite: str | None = None, sample: int | None = None, trai
                store: str | None = None) -> None:
     """The ladder with rich progress, the decision printed and the report written; exits with
     the decision's exit code (`rung ladder` and `rung demo`)."""
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
-                               TimeElapsedColumn, TimeRemainingColumn)
-
-    from rung.cli.decide import _print
+    from rung.cli.decide import print_decision
     from rung.cli.evals import store_url
     from rung.decide.report import write_decision_report
     from rung.evals.store import RunStore
-    from rung.ladder import LadderEvents, LadderStep, climb
+    from rung.ladder import climb
 
     con = console()
     ids = None
@@ -64,58 +61,14 @@ def run_ladder(cfg, *, suite: str | None = None, sample: int | None = None, trai
         ids = [c.id for c in spread_sample(cases, sample)]
         con.print(f"{len(ids)} of {len(cases)} cases, spread over the suite's tags")
     st = RunStore(store or store_url(cfg))
-    prog = Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
-                    MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("eta"),
-                    TimeRemainingColumn(), TextColumn("{task.fields[note]}"),
-                    console=err_console(), transient=False)
-
-    def on_step(name: str, level: int, index: int, total: int):  # noqa: ANN202
-        task = prog.add_task(f"L{level} {name}", total=None, note="")
-
-        def update(done: int, n: int) -> None:
-            prog.update(task, completed=done, total=n)
-
-        on_step.task = task  # type: ignore[attr-defined]
-        return update
-
-    def on_done(step: LadderStep) -> None:
-        task = on_step.task  # type: ignore[attr-defined]
-        note = "reused run " + step.run_id if step.reused else f"run {step.run_id}"
-        prog.update(task, note=note, completed=step.n_cases, total=step.n_cases)
-
-    def on_note(text: str) -> None:
-        prog.console.print(f"[bold]{escape(text)}[/]")
-
-    def on_loading(text: str) -> None:
-        task = getattr(on_step, "task", None)
-        if task is not None:
-            prog.update(task, note=text)
-
-    def on_tuning(job_id: str):  # noqa: ANN202 - a TrainProgress callback
-        task = prog.add_task(f"L1 train {job_id}", total=None, note="")
-
-        def update(p) -> None:  # p: rung.tune.train.trainer.TrainProgress
-            bits = [p.message] if p.event == "stage" and p.message else []
-            if p.loss is not None:
-                bits.append(f"loss {p.loss:.3f}")
-            if p.tokens_per_s:
-                bits.append(f"{p.tokens_per_s:.0f} tok/s")
-            if p.last_eval:
-                bits.append("dev " + ", ".join(f"{k} {v:.3f}" for k, v in p.last_eval.items()
-                                                if isinstance(v, float)))
-            prog.update(task, completed=p.step, total=p.max_steps or None, note=" · ".join(bits))
-
-        return update
-
-    with prog:
+    bars = _LadderBars(cfg.tune.train.eval_metric)
+    with bars.prog:
         result = climb(cfg, st, suite=suite, ids=ids, reuse=not fresh, use_cache=not no_cache,
-                       allow_training=train,
-                       events=LadderEvents(step=on_step, step_done=on_done, note=on_note,
-                                           loading=on_loading, tuning=on_tuning))
+                       allow_training=train, events=bars.events())
     out_dir = out if out is not None else cfg.resolve(".rung/report")
     paths = write_decision_report(result.decision, out_dir, runs=result.gathered.runs,
                                   title=f"rung ladder: {cfg.project}", stem="report")
-    _print(result.decision)
+    print_decision(result.decision)
     for n in result.notes:
         con.print(f"[dim]{escape(n)}[/]")
     wall = sum(s.wall_s for s in result.steps)
@@ -124,3 +77,56 @@ def run_ladder(cfg, *, suite: str | None = None, sample: int | None = None, trai
     con.print(f"recommendation: [bold]{escape(result.decision.headline)}[/]")
     con.print(f"report: [bold]{escape(str(paths.html))}[/]\n        {escape(str(paths.markdown))}")
     raise typer.Exit(result.decision.exit_code)
+
+
+class _LadderBars:
+    """One rich progress bar per ladder step (and per training job), on stderr."""
+
+    def __init__(self, metric: str) -> None:
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
+                                   TimeElapsedColumn, TimeRemainingColumn)
+
+        self.metric = metric
+        self.task = None  # the current step's bar
+        self.prog = Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
+                             MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("eta"),
+                             TimeRemainingColumn(), TextColumn("{task.fields[note]}"),
+                             console=err_console(), transient=False)
+
+    def events(self):  # noqa: ANN201 - rung.ladder.LadderEvents
+        from rung.ladder import LadderEvents
+
+        return LadderEvents(step=self.step, step_done=self.done, note=self.note,
+                            loading=self.loading, tuning=self.tuning)
+
+    def step(self, name: str, level: int, index: int, total: int):  # noqa: ANN201
+        task = self.task = self.prog.add_task(f"L{level} {name}", total=None, note="")
+        return lambda done, n: self.prog.update(task, completed=done, total=n)
+
+    def done(self, step) -> None:  # step: rung.ladder.LadderStep
+        note = ("reused run " if step.reused else "run ") + step.run_id
+        self.prog.update(self.task, note=note, completed=step.n_cases, total=step.n_cases)
+
+    def note(self, text: str) -> None:
+        self.prog.console.print(f"[bold]{escape(text)}[/]")
+
+    def loading(self, text: str) -> None:
+        if self.task is not None:
+            self.prog.update(self.task, note=text)
+
+    def tuning(self, job_id: str):  # noqa: ANN201 - a TrainProgress callback
+        from rung.cli.tune import fmt_eval
+
+        task = self.prog.add_task(f"L1 train {job_id}", total=None, note="")
+
+        def update(p) -> None:  # p: rung.tune.train.trainer.TrainProgress
+            bits = [p.message] if p.event == "stage" and p.message else []
+            if p.loss is not None:
+                bits.append(f"loss {p.loss:.3f}")
+            if p.tokens_per_s:
+                bits.append(f"{p.tokens_per_s:.0f} tok/s")
+            if p.last_eval:
+                bits.append(fmt_eval(p.last_eval, self.metric))
+            self.prog.update(task, completed=p.step, total=p.max_steps or None, note=" · ".join(bits))
+
+        return update

@@ -20,7 +20,7 @@ from rung.cli.main import app
 ACCELERATE_CONFIGS = Path(__file__).resolve().parents[3] / "configs" / "accelerate"
 
 
-def _fmt_eval(ev: dict[str, Any] | None, metric: str) -> str:
+def fmt_eval(ev: dict[str, Any] | None, metric: str) -> str:
     if not ev:
         return ""
     value = ev.get(metric)
@@ -50,7 +50,7 @@ def train_progress(metric: str) -> Iterator[Callable[[Any], None]]:
             if d.get("eta_s") is not None:
                 fields["eta"] = f"{int(d['eta_s']) // 60}:{int(d['eta_s']) % 60:02d}"
             if d.get("last_eval"):
-                fields["ev"] = _fmt_eval(d["last_eval"], metric)
+                fields["ev"] = fmt_eval(d["last_eval"], metric)
             desc = {"step": "training", "eval": "training", "checkpoint": "training",
                     "done": "done"}.get(d.get("event", ""), d.get("message") or "working")
             prog.update(task, description=desc, completed=d.get("step", 0),
@@ -139,7 +139,7 @@ def tune(
 
             r = train(job, resume=resume, merge=merge, progress=update)
             folder, steps, best, merged = r.folder, r.steps, r.best, r.merged
-    con.print(f"trained {steps} steps; best: {_fmt_eval(best, metric) or 'no dev evaluation'}")
+    con.print(f"trained {steps} steps; best: {fmt_eval(best, metric) or 'no dev evaluation'}")
     con.print(f"artifact: [bold]{escape(str(folder))}[/]")
     if merged:
         con.print(f"merged model: {escape(str(merged))}")

@@ -254,7 +254,7 @@ def evaluate_candidate(config: RungConfig, candidate: str | None, store: RunStor
     if on_loading:
         on_loading(f"preparing {candidate or 'the candidate'}: index, model and scorers")
     pipeline = build_pipeline(config, candidate, use_cache=use_cache)  # the model loads on first use
-    if reuse and epochs == 1 and resume in (False, True):
+    if reuse and epochs == 1 and not isinstance(resume, str):  # a named run is resumed, not reused
         found = store.latest_finished(pipeline.hash, s.hash)
         if found is not None and found.metadata.get("scorers_key") == key:
             return _in_suite_order(store.get_run(found.id), s), True
