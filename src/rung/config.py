@@ -101,6 +101,26 @@ class RetrievalConfig(_Strict):
     filters: dict[str, Any] = Field(default_factory=dict)
     reranker: str = "none"  # none | embedding | llm | cross-encoder:PATH
     context_tokens: int = Field(800, ge=32)
+    # drop: a document that another document of the corpus `supersedes` and that is already in
+    # force (effective date today or earlier) is never retrieved; keep: every version is
+    superseded: Literal["keep", "drop"] = "keep"
+    # drop: chunks of documents marked `untrusted: true` (forum posts, reviews, partner notes)
+    # are never retrieved; keep: they are, labelled untrusted in the prompt
+    untrusted: Literal["keep", "drop"] = "keep"
+
+
+class AnswerConfig(_Strict):
+    """How the final answer is made. `generate`: the model's text. `extractive`: the sentences
+    of the retrieved sources that best match the question, quoted verbatim and cited; the model
+    (prompted without the sources) only decides whether to refuse: its refusal is kept. When no
+    source sentence scores `min_score` or more the answer is `abstain`. For models too small to
+    read a context."""
+
+    mode: Literal["generate", "extractive"] = "generate"
+    max_sentences: int = Field(2, ge=1, le=10)
+    min_score: float = Field(0.45, ge=0, le=2)
+    abstain: str = ("I'm sorry, I can't find this in our documentation, so I can't answer it "
+                    "reliably. I can pass you to a colleague.")
 
 
 class PromptConfig(_Strict):
@@ -131,6 +151,13 @@ class CandidateConfig(_Strict):
     constrained_decoding: bool = False
     tools: list[str] = Field(default_factory=list)  # calculator | policy_lookup | phrases
     require_citations: bool = False
+    answer: AnswerConfig = Field(default_factory=AnswerConfig)
+
+    @model_validator(mode="after")
+    def _extractive_needs_retrieval(self) -> CandidateConfig:
+        if self.answer.mode == "extractive" and self.retrieval is None:
+            raise ValueError("answer.mode 'extractive' quotes retrieved sources: add `retrieval`")
+        return self
 
     @property
     def effective_level(self) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
@@ -21,41 +22,52 @@ def ask(
     candidate: str = CANDIDATE_OPTION,
     no_cache: bool = NO_CACHE_OPTION,
     show_prompt: bool = typer.Option(False, "--show-prompt", help="Also print the exact prompt sent."),
+    meta: list[str] = typer.Option(
+        [], "--meta", "-m", metavar="KEY=VALUE",
+        help="Request metadata, as a case's `metadata` (repeatable): e.g. -m jurisdiction=EU selects "
+             "the jurisdiction's prompt block and retrieval filters."),
 ) -> None:
     """Answer QUESTION with a candidate; show the answer, citations, retrieved chunks and timings."""
+    from rung.errors import ConfigError
     from rung.evals.types import Case
     from rung.pipeline.pipeline import build_pipeline
 
+    metadata: dict[str, str] = {}
+    for item in meta:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--meta {item!r}: expected KEY=VALUE, e.g. jurisdiction=EU")
+        metadata[key.strip()] = value.strip()
     cfg = load(config)
     with status("loading the model"):
         pipeline = build_pipeline(cfg, candidate, use_cache=not no_cache)
     with status(f"answering with {pipeline.name}"):
-        answer = pipeline.answer_batch([Case(id="ask", input=question)])[0]
+        answer = pipeline.answer_batch([Case(id="ask", input=question, metadata=metadata)])[0]
     con = console()
     if answer.error:
-        con.print(f"[red]error:[/] {answer.error}")
+        con.print(f"[red]error:[/] {escape(answer.error)}")
         raise typer.Exit(1)
     title = f"{pipeline.name} · {answer.model_id}" + (f" + {answer.adapter}" if answer.adapter else "")
-    con.print(Panel(answer.text.strip() or "[dim](empty answer)[/]", title=title, title_align="left"))
+    con.print(Panel(escape(answer.text.strip()) or "[dim](empty answer)[/]", title=title, title_align="left"))
     if answer.citations:
-        con.print("[bold]citations:[/] " + ", ".join(answer.citations))
+        con.print("[bold]citations:[/] " + escape(", ".join(answer.citations)))
     if answer.trace.retrieved:
         t = Table(title="retrieved chunks", show_lines=False)
         for col in ("id", "score", "text"):
             t.add_column(col, overflow="fold")
         for ch in answer.trace.retrieved:
-            t.add_row(ch.id, f"{ch.score:.3f}", ch.text[:160].replace("\n", " "))
+            t.add_row(escape(ch.id), f"{ch.score:.3f}", escape(ch.text[:160].replace("\n", " ")))
         con.print(t)
     if answer.trace.tool_calls:
         t = Table(title="tool calls")
         for col in ("tool", "arguments", "result"):
             t.add_column(col, overflow="fold")
         for tc in answer.trace.tool_calls:
-            t.add_row(tc.name, str(tc.arguments), tc.error or tc.result)
+            t.add_row(escape(tc.name), escape(str(tc.arguments)), escape(tc.error or tc.result))
         con.print(t)
     if show_prompt:
         for m in answer.trace.prompt:
-            con.print(Panel(m.get("content", ""), title=m.get("role", "?"), title_align="left"))
+            con.print(Panel(escape(m.get("content", "")), title=m.get("role", "?"), title_align="left"))
     timing = " · ".join(f"{k} {v:.0f} ms" for k, v in answer.timings_ms.items())
     cached = " · [cyan]cached[/]" if answer.cached else ""
     con.print(f"[dim]{timing} · tokens in {answer.tokens_in} / out {answer.tokens_out}{cached}[/]")

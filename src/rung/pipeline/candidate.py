@@ -27,6 +27,15 @@ def candidate_identity(cand: CandidateConfig, model_cfg: ModelConfig | None,
         model_part = {k: getattr(model_cfg, k) for k in _MODEL_KEYS}
         if cand.adapter:
             model_part["adapter_path"] = model_cfg.adapters.get(cand.adapter)
+    level0 = cand.model_dump(mode="json", by_alias=True, include={
+        "prompt", "retrieval", "output_schema", "schema_retries", "constrained_decoding",
+        "tools", "require_citations"})
+    # options added later enter the identity only when set, so existing runs stay reusable
+    for key in ("superseded", "untrusted"):
+        if level0.get("retrieval") and level0["retrieval"].get(key) == "keep":
+            del level0["retrieval"][key]
+    if cand.answer.mode != "generate":
+        level0["answer"] = cand.answer.model_dump(mode="json")
     return {
         "model_fingerprint": model_fingerprint,
         "model": model_part,
@@ -35,9 +44,7 @@ def candidate_identity(cand: CandidateConfig, model_cfg: ModelConfig | None,
         "generation": cand.generation.model_dump(mode="json"),
         # level-0 parts: their settings, and (components) the content they read: prompt
         # blocks, corpus index, tool data, schemas
-        "level0": cand.model_dump(mode="json", by_alias=True, include={
-            "prompt", "retrieval", "output_schema", "schema_retries", "constrained_decoding",
-            "tools", "require_citations"}),
+        "level0": level0,
         "components": components,
     }
 

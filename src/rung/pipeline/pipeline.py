@@ -137,7 +137,10 @@ class Pipeline:
         t0 = time.perf_counter()
         schema = self.components.schema_for(case.schema)
         trace = Trace(retrieved=list(retrieved))
-        messages = self.build_messages(case, retrieved, schema, trace)
+        # an extractive answer quotes the sources itself: the model, whose reply only decides
+        # whether to refuse, is not shown them (a third of the prompt tokens)
+        extractive = self.candidate.answer.mode == "extractive" and schema is None
+        messages = self.build_messages(case, [] if extractive else retrieved, schema, trace)
         trace.prompt = [dict(m) for m in messages]
         params = self.params(epoch)
         if schema is not None and self.candidate.constrained_decoding:
@@ -207,6 +210,8 @@ class Pipeline:
             text = rendered.text
             if (ev := rendered.trace_event()) is not None:
                 trace.events.append(ev)
+        if self.candidate.answer.mode == "extractive" and prepared.schema is None:
+            text = self._extractive(prepared, text)
         # sources are labelled by chunk id in the prompt (not numbered), so "[2]" is not a citation
         citations = extract_citations(text) if trace.retrieved else []
         if trace.retrieved or citations:
@@ -236,9 +241,30 @@ class Pipeline:
         if completion.finish_reason == "length":
             trace.events.append({"step": "generate", "event": "truncated",
                                  "max_new_tokens": prepared.request.params.max_new_tokens})
-        timings["postprocess"] = (time.perf_counter() - t0) * 1000
+        timings["postprocess"] = (time.perf_counter() - t0) * 1000 - timings.get("extract", 0.0)
         timings["total"] = sum(v for k, v in timings.items() if k != "total")
         return answer
+
+    def _extractive(self, prepared: Prepared, model_text: str) -> str:
+        """The quoted answer, unless the model refused (its refusal is kept)."""
+        from rung.evals.refusal_detect import detect_refusal
+        from rung.pipeline.extractive import extract_answer
+
+        retriever = self.components.retriever
+        embedder = retriever.index.embedder if retriever is not None else None
+        verdict = detect_refusal(model_text)
+        if verdict.refused and model_text:
+            prepared.trace.events.append({"type": "extractive", "kept": "model refusal",
+                                          "refusal": verdict.to_dict()})
+            return model_text
+        if embedder is None:  # unreachable: the config requires retrieval for extractive answers
+            return model_text
+        t0 = time.perf_counter()
+        extracted = extract_answer(prepared.case.question, prepared.trace.retrieved, embedder,
+                                   self.candidate.answer)
+        prepared.timings_ms["extract"] = (time.perf_counter() - t0) * 1000
+        prepared.trace.events.append(extracted.event(model_text))
+        return extracted.text
 
     # ------------------------------------------------------------ all together
 

@@ -14,6 +14,11 @@ Filters (a mapping of metadata field -> condition; `doc_id` is a field too):
 A chunk whose metadata lacks the field fails the condition; a list-valued field passes when
 any of its values does.
 
+With `superseded: drop`, the chunks of a document that another document of the corpus names in
+its `supersedes` metadata (an id or a list of ids) are masked out too, once the superseding
+document is in force (its `effective_date` is today or earlier, or it has none). With
+`untrusted: drop`, chunks whose metadata says `untrusted: true` are masked out.
+
 Filter values in rung.yaml may be Jinja templates over the case's metadata, rendered by
 `render_filters(filters, case_metadata)`. A template that uses a variable the case does not
 have is an error naming it, unless the filter's key ends with "?" (e.g.
@@ -185,6 +190,32 @@ def _filter_mask(columns: _Columns, filters: Filters) -> np.ndarray | None:
     return mask
 
 
+def _ids(value: Any) -> set[str]:
+    """Document ids in a `supersedes` value: one id, a list, or ids separated by commas."""
+    if isinstance(value, (list, tuple, set)):
+        return {str(v).strip() for v in value if str(v).strip()}
+    if value is None or value == "":
+        return set()
+    return {v.strip() for v in str(value).split(",") if v.strip()}
+
+
+def _truthy(value: Any) -> bool:
+    """A metadata flag: true, "true", "yes", 1."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "yes", "1")
+    return bool(value)
+
+
+def _in_force(effective: Any, today: dt.date) -> bool:
+    """Whether a document with this effective date applies today (no or unreadable date: yes)."""
+    if effective is None or effective == "":
+        return True
+    try:
+        return dt.date.fromisoformat(str(effective)[:10]) <= today
+    except ValueError:
+        return True
+
+
 # ---------------------------------------------------------------- ranking helpers
 
 def _top(scores: np.ndarray, k: int, mask: np.ndarray | None, positive_only: bool = False) -> np.ndarray:
@@ -242,6 +273,8 @@ class Retriever:
     reranker: Reranker | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)  # of the last search
     _columns: _Columns | None = field(default=None, repr=False)
+    _current: np.ndarray | None = field(default=None, repr=False)
+    _trusted: np.ndarray | None = field(default=None, repr=False)
 
     @classmethod
     def from_config(cls, config: RungConfig, retrieval: RetrievalConfig,
@@ -265,8 +298,40 @@ class Retriever:
         return render_filters(self.config.filters, case_metadata)
 
     def mask(self, filters: Filters | None) -> np.ndarray | None:
-        """The chunks that pass the filters (None: all)."""
-        return _filter_mask(self.columns, filters or {})
+        """The chunks that pass the filters and are not superseded (None: all)."""
+        mask = _filter_mask(self.columns, filters or {})
+        if self.config.superseded == "drop":
+            current = self.current_mask()
+            mask = current if mask is None else mask & current
+        if self.config.untrusted == "drop":
+            trusted = self.trusted_mask()
+            mask = trusted if mask is None else mask & trusted
+        return mask
+
+    def trusted_mask(self) -> np.ndarray:
+        """The chunks of documents not marked `untrusted: true`."""
+        if self._trusted is None:
+            self._trusted = np.asarray([not _truthy(c.metadata.get("untrusted")) for c in self.index.chunks],
+                                       dtype=bool)
+        return self._trusted
+
+    def current_mask(self, today: dt.date | None = None) -> np.ndarray:
+        """The chunks of documents that no document in force supersedes."""
+        if today is None and self._current is not None:
+            return self._current
+        day = today or dt.date.today()
+        superseded: set[str] = set()
+        seen: set[str] = set()
+        for c in self.index.chunks:
+            if c.doc_id in seen:
+                continue
+            seen.add(c.doc_id)
+            if _in_force(c.metadata.get("effective_date"), day):
+                superseded |= _ids(c.metadata.get("supersedes"))
+        mask = np.asarray([c.doc_id not in superseded for c in self.index.chunks], dtype=bool)
+        if today is None:
+            self._current = mask
+        return mask
 
     def search(self, query: str, *, filters: Filters | None = None, top_k: int | None = None) -> list[RetrievedChunk]:
         """The best chunks for query among those that pass `filters` (already rendered)."""
