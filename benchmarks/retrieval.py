@@ -13,6 +13,12 @@
    reranker, with the metadata filters of the example off and on:
    {jurisdiction?: ["{{ jurisdiction }}", global], product?: ["{{ product }}", all]}.
 
+3. Extractive answers (answer.mode: extractive) with the retrieval of the example's
+   `rag-extractive` candidate: on the answerable cases with required facts (`must_include`), how
+   often the retrieved chunks hold every fact, the best unit, the best two units; then the share
+   of answerable and of must-refuse cases that would abstain at several `min_score` values.
+   Superseded/untrusted documents dropped or kept shows what those options add.
+
 Run: python benchmarks/retrieval.py [--rerankers embedding,llm] [--threads N] [--skip-scale]
 The index goes to a temporary folder (or --workdir). Prints the numbers; --json writes them.
 """
@@ -166,6 +172,15 @@ def quality(work: Path, rerankers: list[str], llm_cases: int) -> dict[str, Any]:
             out[f"{key}|{'filters' if use_filters else 'no-filters'}"] = {**m, "ms_per_query": round(secs * 1000 / len(cases), 1)}
             print(f"  {key:17s} filters {'on ' if use_filters else 'off'}: hit@5 {m['hit@5']:.3f}  "
                   f"MRR {m['mrr']:.3f}  nDCG@10 {m['ndcg@10']:.3f}  ({secs * 1000 / len(cases):.0f} ms/query)")
+    for option in ("superseded", "untrusted"):
+        rcfg = RetrievalConfig(mode="hybrid", top_k=30, fetch_k=30, context_tokens=100_000,
+                               filters=FILTERS, **{option: "drop"})
+        r = Retriever(index, rcfg)
+        results = r.search_batch([c.question for c in cases], [r.filters_for(c.metadata) for c in cases])
+        m = mean_metrics([metrics(res, set(c.sources)) for res, c in zip(results, cases, strict=True)])
+        out[f"hybrid|filters|{option}-drop"] = m
+        print(f"  hybrid, {option}: drop, filters on: hit@5 {m['hit@5']:.3f}  MRR {m['mrr']:.3f}  "
+              f"nDCG@10 {m['ndcg@10']:.3f}")
     llms = [r for r in rerankers if r.startswith("llm")]
     if llms and llm_cases > 0:
         # an LLM reranker costs seconds per query on CPU: compared on a subset, filters on
@@ -185,6 +200,55 @@ def quality(work: Path, rerankers: list[str], llm_cases: int) -> dict[str, Any]:
             out[f"{key}|filters|subset{len(subset)}"] = {**m, "ms_per_query": round(secs * 1000 / len(subset), 1)}
             print(f"    {key:15s} hit@5 {m['hit@5']:.3f}  MRR {m['mrr']:.3f}  nDCG@10 {m['ndcg@10']:.3f}  "
                   f"({secs * 1000 / len(subset):.0f} ms/query)")
+    return out
+
+
+def extractive() -> dict[str, Any]:
+    """Section 3: how often quoting finds the required facts, and who abstains."""
+    from rung.config import load_config
+    from rung.pipeline.extractive import extract_answer
+    from rung.pipeline.retrieval import Retriever as _Retriever
+
+    config = load_config(EXAMPLE / "rung.yaml")
+    cand = config.candidates["rag-extractive"]
+    cases = load_suite(EXAMPLE / "cases" / "eval.jsonl").cases
+    answerable = [c for c in cases if not c.should_refuse and c.metadata.get("must_include")]
+    refuse = [c for c in cases if c.should_refuse]
+    out: dict[str, Any] = {"answerable": len(answerable), "must_refuse": len(refuse)}
+    print(f"extractive answers: {len(answerable)} answerable cases with required facts, "
+          f"{len(refuse)} must-refuse cases")
+    keep_all = cand.retrieval.model_copy(update={"superseded": "keep", "untrusted": "keep"})
+    for label, rcfg in (("as configured", cand.retrieval), ("keep superseded + untrusted", keep_all)):
+        r = _Retriever.from_config(config, rcfg)
+        embedder = r.index.embedder
+        every = cand.answer.model_copy(update={"min_score": 0.0})
+        found = r.search_batch([c.question for c in answerable], [r.filters_for(c.metadata) for c in answerable])
+        has = {"chunks": 0, "best 1": 0, "best 2": 0}
+        best_answerable = []
+        for c, chunks in zip(answerable, found, strict=True):
+            must = [m.lower() for m in c.metadata["must_include"]]
+            if all(m in " ".join(ch.text for ch in chunks).lower() for m in must):
+                has["chunks"] += 1
+            for k in (1, 2):
+                got = extract_answer(c.question, chunks, embedder, every.model_copy(update={"max_sentences": k}))
+                if all(m in got.text.lower() for m in must):
+                    has[f"best {k}"] += 1
+            best_answerable.append(got.best_score or 0.0)
+        found = r.search_batch([c.question for c in refuse], [r.filters_for(c.metadata) for c in refuse])
+        best_refuse = [extract_answer(c.question, ch, embedder, every).best_score or 0.0
+                       for c, ch in zip(refuse, found, strict=True)]
+        shares = {k: round(v / len(answerable), 3) for k, v in has.items()}
+        print(f"  {label}: every required fact in the retrieved chunks {shares['chunks']:.3f}, "
+              f"in the best unit {shares['best 1']:.3f}, in the best two {shares['best 2']:.3f}")
+        abstain = {}
+        for t in (0.35, 0.4, 0.45, 0.5, 0.55):
+            a = float(np.mean(np.asarray(best_answerable) < t))
+            b = float(np.mean(np.asarray(best_refuse) < t))
+            abstain[str(t)] = {"answerable": round(a, 3), "must_refuse": round(b, 3)}
+        print("    abstains at min_score " + ", ".join(
+            f"{t}: {v['answerable']:.2f} / {v['must_refuse']:.2f}" for t, v in abstain.items())
+            + "  (answerable / must-refuse)")
+        out[label] = {"has_facts": shares, "abstain": abstain}
     return out
 
 
@@ -214,6 +278,7 @@ def main() -> None:
             result["scale"] = scale(work, args.queries)
         rerankers = [r.strip() for r in args.rerankers.split(",") if r.strip() and r.strip() != "none"]
         result["quality"] = quality(work, rerankers, args.llm_cases)
+        result["extractive"] = extractive()
         result["total_s"] = round(time.perf_counter() - t0, 1)
         print(f"total {result['total_s']:.0f} s")
     if args.json:
