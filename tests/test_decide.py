@@ -215,6 +215,8 @@ def test_nothing_passes_names_the_closest_candidate_and_gap() -> None:
         "if task_success rose from 0.780 to 0.800 (+0.020) and the P95 budget were 1.1x looser "
         "(1600 ms instead of 1500 ms), L1 'rag-lora' would pass")
     assert "No level meets the targets. Closest: L1 'rag-lora'" in d.headline
+    # level-1 and none name the same change: it is listed once
+    assert sum(none.what_would_change in w for w in d.what_would_change) == 1
 
 
 def test_no_runs_cannot_evaluate() -> None:

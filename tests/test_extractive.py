@@ -249,3 +249,34 @@ def test_ask_shows_citations_in_the_answer(project: Path, stub):
     # "[prices#0]" is text, not console markup: it must survive printing
     assert "EUR 149 [prices#0]." in res.stdout
     assert "extract" in res.stdout and "retrieve" in res.stdout
+
+
+@pytest.mark.slow
+def test_example_extractive_candidate_answers_from_current_sources(tmp_path: Path):
+    """The bundled example's rag-extractive candidate with the real embedded model: the facts a
+    correct answer needs, cited from the current (not superseded) document, with no unsupported
+    claim by the groundedness scorer."""
+    import shutil
+
+    from rung.evals.scorers import ScoreContext, build_scorer
+    from rung.evals.suite import load_suite
+    from rung.models.embedded import load_embedder
+    from rung.pipeline.pipeline import build_pipeline
+
+    example = Path(__file__).resolve().parents[1] / "examples" / "support-desk"
+    project = tmp_path / "desk"
+    shutil.copytree(example, project, ignore=shutil.ignore_patterns(".rung"))
+    suite = {c.id: c for c in load_suite(project / "cases" / "eval.jsonl").cases}
+    # a price whose 2025 list is superseded, a price asked about against an older one, a reset time
+    cases = [suite[i] for i in ("fact-eu-router-price", "conflict-eu-vault-plus-price", "trouble-thermo-reset")]
+    pipeline = build_pipeline(load_config(project), "rag-extractive", use_cache=False)
+    answers = pipeline.answer_batch(cases)
+    ground = build_scorer("groundedness")
+    ctx = ScoreContext(embedder_factory=lambda: load_embedder("embedded:all-minilm-l6-v2"))
+    for case, answer in zip(cases, answers, strict=True):
+        for fact in case.metadata["must_include"]:
+            assert fact.lower() in answer.text.lower(), (case.id, answer.text)
+        assert {c.split("#")[0] for c in answer.citations} & set(case.sources), (case.id, answer.citations)
+        assert not any(ch.doc_id in ("pricing-eu-2025",) for ch in answer.trace.retrieved)
+        hallucination = ground.score(case, answer, ctx)[0]
+        assert hallucination.value == 0.0, (case.id, hallucination.reason)

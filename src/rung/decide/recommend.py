@@ -108,8 +108,11 @@ def decide(config: RungConfig, store: RunStore, *, suite: str | None = None,
 
 def _what_would_change(d: Decision, chosen: Assessment | None) -> list[str]:
     out: list[str] = []
+    said: set[str] = set()
     for item in d.items:
-        if item.what_would_change and item.verdict != "skip":
+        # two items can name the same change (level-0 and none, both about the closest candidate)
+        if item.what_would_change and item.verdict != "skip" and item.what_would_change not in said:
+            said.add(item.what_would_change)
             out.append(f"[{item.id}] {item.what_would_change}")
     if d.action == CANNOT:
         return out  # until the harness is ready, candidate numbers change nothing
