@@ -109,6 +109,16 @@ class RetrievalConfig(_Strict):
     untrusted: Literal["keep", "drop"] = "keep"
 
 
+class RefusalGateConfig(_Strict):
+    """A classifier fitted on labelled requests (`examples`: a suite file or folder whose cases
+    say `should_refuse`) that refuses before the model runs (rung/pipeline/refusal_gate.py)."""
+
+    examples: str
+    threshold: float = Field(0.5, gt=0, lt=1)
+    regularization: float = Field(1.0, gt=0)  # logistic regression C: smaller = smoother
+    message: str = "I'm sorry, I can't help with that request."
+
+
 class AnswerConfig(_Strict):
     """How the final answer is made. `generate`: the model's text. `extractive`: the sentences
     of the retrieved sources that best match the question, quoted verbatim and cited; the model
@@ -152,6 +162,7 @@ class CandidateConfig(_Strict):
     tools: list[str] = Field(default_factory=list)  # calculator | policy_lookup | phrases
     require_citations: bool = False
     answer: AnswerConfig = Field(default_factory=AnswerConfig)
+    refusal_gate: RefusalGateConfig | None = None
 
     @model_validator(mode="after")
     def _extractive_needs_retrieval(self) -> CandidateConfig:

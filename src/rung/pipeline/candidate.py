@@ -36,6 +36,8 @@ def candidate_identity(cand: CandidateConfig, model_cfg: ModelConfig | None,
             del level0["retrieval"][key]
     if cand.answer.mode != "generate":
         level0["answer"] = cand.answer.model_dump(mode="json")
+    if cand.refusal_gate is not None:  # the examples' content is in the components fingerprint
+        level0["refusal_gate"] = cand.refusal_gate.model_dump(mode="json")
     return {
         "model_fingerprint": model_fingerprint,
         "model": model_part,

@@ -14,6 +14,7 @@ from rung.config import PER_CASE_SCHEMA, CandidateConfig, RungConfig
 
 if TYPE_CHECKING:
     from rung.pipeline.prompt import PromptBuilder
+    from rung.pipeline.refusal_gate import RefusalGate
     from rung.pipeline.retrieval.search import Retriever
     from rung.pipeline.structured import SchemaEnforcer
     from rung.pipeline.tools.toolset import ToolSet
@@ -29,6 +30,7 @@ class Components:
     retriever: Retriever | None = None
     toolset: ToolSet | None = None
     schemas: dict[str, Any] = field(default_factory=dict)
+    refusal_gate: RefusalGate | None = None
     fingerprint: str = ""
     _builders: dict[str | None, PromptBuilder] = field(default_factory=dict, repr=False)
     _enforcers: dict[str, SchemaEnforcer] = field(default_factory=dict, repr=False)
@@ -84,7 +86,8 @@ def build_components(config: RungConfig, candidate: CandidateConfig,
         from rung.pipeline.tools.toolset import ToolSet
 
         toolset = ToolSet.from_config(config, candidate.tools)
-    comps = Components(config, candidate, retriever, toolset, schemas)
+    gate = _refusal_gate(config, candidate)
+    comps = Components(config, candidate, retriever, toolset, schemas, gate)
     comps.fingerprint = _fingerprint(config, candidate, comps)
     return comps
 
@@ -101,12 +104,44 @@ def _fingerprint(config: RungConfig, candidate: CandidateConfig, comps: Componen
     if candidate.tools:
         parts["tools"] = {name: _file_hash(config.resolve(path))
                           for name, path in sorted(config.tool_data.items()) if name in candidate.tools}
+    if candidate.refusal_gate is not None:
+        parts["refusal_gate"] = {"examples": _path_hash(config.resolve(candidate.refusal_gate.examples)),
+                                 "embedder": config.embedder}
     if comps.schemas:
         parts["schemas"] = json.dumps({k: _schema_repr(v) for k, v in sorted(comps.schemas.items())},
                                       sort_keys=True, default=str)
     if not parts:
         return ""
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _refusal_gate(config: RungConfig, candidate: CandidateConfig) -> RefusalGate | None:
+    """The candidate's refusal gate, fitted on its examples with the project's embedder."""
+    gate_cfg = candidate.refusal_gate
+    if gate_cfg is None:
+        return None
+    from rung.errors import ConfigError
+    from rung.evals.suite import load_suite
+    from rung.pipeline.refusal_gate import RefusalGate
+    from rung.pipeline.retrieval.index import get_embedder
+
+    path = config.resolve(gate_cfg.examples)
+    where = f"{config.source}: refusal_gate.examples"
+    if not path.exists():
+        raise ConfigError(f"{where}: {path} does not exist (a suite file or folder of labelled cases)")
+    cases = load_suite(path).cases
+    return RefusalGate.fit(cases, get_embedder(config.embedder, config.root), gate_cfg, where)
+
+
+def _path_hash(path: Any) -> str:
+    """sha256 of a file, or of a folder's files (names and contents)."""
+    if not path.is_dir():
+        return _file_hash(path)
+    h = hashlib.sha256()
+    for f in sorted(p for p in path.rglob("*") if p.is_file()):
+        h.update(str(f.relative_to(path)).encode())
+        h.update(_file_hash(f).encode())
+    return h.hexdigest()[:16]
 
 
 def _schema_repr(schema: Any) -> Any:

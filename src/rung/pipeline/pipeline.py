@@ -3,6 +3,8 @@
 One batch of cases goes through explicit steps:
 
     retrieve     the case's question -> chunks (filters from the case's metadata), one batch
+    gate         the refusal gate (when configured) refuses requests like its examples to
+                 refuse, without a model call
     prompt       blocks + system prompt + output format + tools + fenced sources -> messages
     generate     every request in ONE Model.generate call per round (the backend batches):
                  free-text answers go through tool rounds (when the candidate has tools),
@@ -280,8 +282,34 @@ class Pipeline:
                 p.timings_ms = {"retrieve": retrieve_ms, **p.timings_ms}
                 p.trace.events.insert(0, {"type": "retrieval", "chunks": len(p.trace.retrieved),
                                           "filters": self.components.retriever.filters_for(p.case.metadata)})
-        generated = self.generate(prepared, progress)
-        return [self.postprocess(p, g) for p, g in zip(prepared, generated)]
+        gated = self._gate(prepared)
+        rest = [p for i, p in enumerate(prepared) if i not in gated]
+        inner = progress
+        if progress is not None and gated:  # gated requests count as done
+            progress(len(gated), len(prepared))
+            inner = lambda d, _n: progress(len(gated) + d, len(prepared))  # noqa: E731
+        generated = iter(self.generate(rest, inner) if rest else [])
+        return [self.postprocess(p, gated[i] if i in gated else next(generated))
+                for i, p in enumerate(prepared)]
+
+    def _gate(self, prepared: list[Prepared]) -> dict[int, Generated]:
+        """The requests the refusal gate refuses (by position), answered without the model."""
+        gate = self.components.refusal_gate
+        if gate is None or not prepared:
+            return {}
+        t0 = time.perf_counter()
+        probs = gate.probabilities([p.case.question for p in prepared])
+        per_case = (time.perf_counter() - t0) * 1000 / len(prepared)
+        out: dict[int, Generated] = {}
+        for i, (p, prob) in enumerate(zip(prepared, probs)):
+            p.timings_ms["gate"] = per_case
+            p.trace.events.append(gate.event(prob))
+            if prob >= gate.config.threshold:
+                out[i] = Generated(Completion(text=gate.config.message, tokens_in=0, tokens_out=0,
+                                              ttft_s=0.0, total_s=0.0, model_id=self.model.model_id,
+                                              adapter=self.candidate.adapter,
+                                              extra={"refusal_gate": round(float(prob), 4)}))
+        return out
 
     def answer(self, case: Case) -> Answer:
         return self.answer_batch([case])[0]
