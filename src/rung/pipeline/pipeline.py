@@ -3,13 +3,14 @@
 One batch of cases goes through explicit steps:
 
     retrieve     the case's question -> chunks (filters from the case's metadata), one batch
+    prompt       blocks + system prompt + output format + tools + fenced sources -> messages
     gate         the refusal gate (when configured) refuses requests like its examples to
                  refuse, without a model call
-    prompt       blocks + system prompt + output format + tools + fenced sources -> messages
     generate     every request in ONE Model.generate call per round (the backend batches):
                  free-text answers go through tool rounds (when the candidate has tools),
                  answers with a schema through validate -> repair -> retry (bounded)
-    postprocess  phrases rendered, citations extracted and checked (and required, for
+    postprocess  phrases rendered, extractive answers quoted from the sources (answer.mode),
+                 citations extracted and checked (and required, for
                  regulated flows), usage, timings (retrieve / prompt / generate / tools /
                  validate / postprocess / total) and the trace
 """
