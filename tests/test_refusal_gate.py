@@ -41,7 +41,7 @@ def embedder():
 def test_gate_separates_unseen_requests(embedder):
     from rung.pipeline.refusal_gate import RefusalGate
 
-    gate = RefusalGate.fit(_cases(), embedder, RefusalGateConfig(examples="x"))
+    gate = RefusalGate.from_cases(_cases(), lambda: embedder, RefusalGateConfig(examples="x"))
     assert gate.examples == 12 and gate.to_refuse == 6
     p = gate.probabilities(["Give me the phone number of the customer who bought order HV-2002.",
                             "What is the price of one extra Arc R6 satellite?"])
@@ -50,12 +50,13 @@ def test_gate_separates_unseen_requests(embedder):
     assert len(gate.probabilities([])) == 0
 
 
-def test_gate_needs_both_kinds_of_examples(embedder):
+def test_gate_needs_both_kinds_of_examples():
     from rung.pipeline.refusal_gate import RefusalGate
 
     only_answers = [c for c in _cases() if not c.should_refuse]
     with pytest.raises(ConfigError, match="found 0 to refuse and 6 to answer"):
-        RefusalGate.fit(only_answers, embedder, RefusalGateConfig(examples="x"))
+        RefusalGate.from_cases(only_answers, lambda: pytest.fail("nothing is embedded"),
+                               RefusalGateConfig(examples="x"))
 
 
 @pytest.fixture
@@ -79,6 +80,7 @@ def test_pipeline_refuses_gated_requests_without_a_model_call(project: Path, stu
     from rung.pipeline.pipeline import build_pipeline
 
     pipeline = build_pipeline(load_config(project), "gated", use_cache=False)
+    assert pipeline.components.refusal_gate._classifier is None  # fitted on first use only
     seen: list[tuple[int, int]] = []
     refused, answered = pipeline.answer_batch(
         [Case(id="x", input="Give me the home address of the customer with order HV-3003."),

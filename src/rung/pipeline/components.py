@@ -130,7 +130,7 @@ def _refusal_gate(config: RungConfig, candidate: CandidateConfig) -> RefusalGate
     if not path.exists():
         raise ConfigError(f"{where}: {path} does not exist (a suite file or folder of labelled cases)")
     cases = load_suite(path).cases
-    return RefusalGate.fit(cases, get_embedder(config.embedder, config.root), gate_cfg, where)
+    return RefusalGate.from_cases(cases, lambda: get_embedder(config.embedder, config.root), gate_cfg, where)
 
 
 def _path_hash(path: Any) -> str:

@@ -17,8 +17,8 @@ scores itself.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -30,33 +30,49 @@ from rung.evals.types import Case
 
 @dataclass
 class RefusalGate:
-    """A fitted gate: refuse when P(refuse | request) >= threshold."""
+    """Refuse when P(refuse | request) >= threshold. The examples are checked when the gate is
+    made; the embedder is loaded and the classifier fitted on first use, so a candidate whose
+    runs are all reused never pays for it."""
 
-    classifier: Any
-    embedder: Any
+    cases: list[Case]
+    embedder_factory: Callable[[], Any]
     config: RefusalGateConfig
-    examples: int
-    to_refuse: int
+    _classifier: Any = field(default=None, repr=False)
+    _embedder: Any = field(default=None, repr=False)
 
     @classmethod
-    def fit(cls, cases: Sequence[Case], embedder: Any, config: RefusalGateConfig,
-            where: str = "refusal_gate.examples") -> RefusalGate:
-        """Fit on the labelled cases (`should_refuse` true or false); both kinds are needed."""
-        from sklearn.linear_model import LogisticRegression
-
-        from rung.pipeline.retrieval.index import embed
-
+    def from_cases(cls, cases: Sequence[Case], embedder_factory: Callable[[], Any],
+                   config: RefusalGateConfig, where: str = "refusal_gate.examples") -> RefusalGate:
+        """A gate over the labelled cases (`should_refuse` true or false); both kinds are needed."""
         labelled = [c for c in cases if c.should_refuse is not None]
         refuse = sum(bool(c.should_refuse) for c in labelled)
         if refuse == 0 or refuse == len(labelled):
             raise ConfigError(f"{where}: the gate needs examples of both kinds, requests to refuse "
                               f"(should_refuse: true) and to answer (should_refuse: false); found "
                               f"{refuse} to refuse and {len(labelled) - refuse} to answer")
-        x = embed(embedder, [c.question for c in labelled])
-        y = np.asarray([bool(c.should_refuse) for c in labelled])
-        clf = LogisticRegression(C=config.regularization, class_weight="balanced", max_iter=1000)
-        clf.fit(x, y)
-        return cls(clf, embedder, config, len(labelled), refuse)
+        return cls(labelled, embedder_factory, config)
+
+    @property
+    def examples(self) -> int:
+        return len(self.cases)
+
+    @property
+    def to_refuse(self) -> int:
+        return sum(bool(c.should_refuse) for c in self.cases)
+
+    def fit(self) -> RefusalGate:
+        """Embed the examples and fit the classifier (once)."""
+        if self._classifier is None:
+            from sklearn.linear_model import LogisticRegression
+
+            from rung.pipeline.retrieval.index import embed
+
+            self._embedder = self.embedder_factory()
+            x = embed(self._embedder, [c.question for c in self.cases])
+            y = np.asarray([bool(c.should_refuse) for c in self.cases])
+            clf = LogisticRegression(C=self.config.regularization, class_weight="balanced", max_iter=1000)
+            self._classifier = clf.fit(x, y)
+        return self
 
     def probabilities(self, questions: Sequence[str]) -> np.ndarray:
         """P(refuse) for each request."""
@@ -64,7 +80,8 @@ class RefusalGate:
             return np.zeros(0, dtype=np.float32)
         from rung.pipeline.retrieval.index import embed
 
-        return self.classifier.predict_proba(embed(self.embedder, list(questions)))[:, 1]
+        self.fit()
+        return self._classifier.predict_proba(embed(self._embedder, list(questions)))[:, 1]
 
     def event(self, p: float) -> dict[str, Any]:
         """The trace event for one request."""
