@@ -366,7 +366,8 @@ def _project(tmp_path: Path) -> Path:
             ans = Answer(text=text, trace=Trace(
                 prompt=[{"role": "user", "content": case.question}],
                 retrieved=[RetrievedChunk("refunds#0", "refunds", "Refunds take 14 days.")]),
-                tokens_in=300, tokens_out=20, timings_ms={"total": latency + 10 * i})
+                tokens_in=300, tokens_out=20, timings_ms={"total": latency + 10 * i},
+                cached=cand == "gpt-rag" and i < 6)  # replayed answers carry their first latency
             scores = [Score("task_success", float(ok), True, "" if ok else "missing: 14 days"),
                       Score("hallucination", 0.0, False),
                       Score("safety_violation", 0.0, False),
@@ -413,6 +414,8 @@ def test_rung_decide_cli_on_a_real_store(project: Path) -> None:
     assert r.returncode == 0, r.stderr
     data = json.loads(r.stdout)
     assert (data["action"], data["level"], data["candidate"]) == ("ship", 1, "rag-tone")
+    assert any(n.startswith("gpt-rag: 6 of 24 answers came from the response cache") for n in data["notes"])
+    assert not any(n.startswith(("rag:", "rag-tone:")) and "cache" in n for n in data["notes"])
     tone = next(c for c in data["candidates"] if c["candidate"] == "rag-tone")
     assert tone["gain"]["baseline_candidate"] == "rag" and tone["gain"]["n_pairs"] == 24
     assert tone["gain"]["deltas"]["task_success"][0] == pytest.approx(2 / 24)

@@ -248,6 +248,13 @@ def _evidence(config: RungConfig, run: RunResult, summary: RunSummary) -> Eviden
         except ValueError:
             cand = None
         notes.append(f"candidate {info.candidate!r} is not in rung.yaml; read from the run")
+    cached = sum(1 for r in run.results if r.answer.cached)
+    if cached:
+        # the response cache replays an answer with the latency measured when it was generated,
+        # possibly on a busier (or quieter) machine than this run's
+        notes.append(f"{cached} of {len(run.results)} answers came from the response cache: their "
+                     f"latency is the one measured when they were first generated (`rung eval "
+                     f"--no-cache` re-measures it)")
     e = Evidence(candidate=info.candidate, level=info.level, run_id=info.id, summary=summary,
                  model_id=info.model_id, price_in_per_1k=info.price_in_per_1k,
                  price_out_per_1k=info.price_out_per_1k, notes=notes, self_hosted=False)
