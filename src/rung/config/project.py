@@ -1,0 +1,127 @@
+"""The project file as a whole: `RungConfig` (its sections, cross-references checked) and
+`load_config`, which reads and validates it with errors that name the file, line and key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, ValidationError, model_validator
+
+from rung.config.base import EMBEDDED_EMBEDDER, PER_CASE_SCHEMA, _Strict
+from rung.config.candidates import CandidateConfig, CorpusConfig
+from rung.config.constraints import Constraints
+from rung.config.models import ModelConfig
+from rung.config.suites import GateConfig, SuiteConfig
+from rung.config.tune import TuneConfig
+from rung.errors import ConfigError, did_you_mean
+from rung.yamlfile import parse_yaml, validation_message
+
+
+class PathsConfig(_Strict):
+    store: str = ".rung/rung.db"
+    cache: str = ".rung/cache.db"
+    artifacts: str = ".rung/artifacts"
+    datasets: str = ".rung/datasets"
+
+
+class RungConfig(_Strict):
+    project: str = "rung-project"
+    models: dict[str, ModelConfig] = Field(default_factory=lambda: {"default": ModelConfig()})
+    candidates: dict[str, CandidateConfig] = Field(default_factory=dict)
+    suites: dict[str, SuiteConfig] = Field(default_factory=dict)
+    gate: GateConfig = Field(default_factory=GateConfig)
+    constraints: Constraints = Field(default_factory=Constraints)
+    paths: PathsConfig = Field(default_factory=PathsConfig)
+    tune: TuneConfig = Field(default_factory=TuneConfig)
+    knowledge: dict[str, CorpusConfig] = Field(default_factory=dict)
+    prompt_blocks: str = "policies"  # folder of prompt block files (name = file stem)
+    tool_data: dict[str, str] = Field(default_factory=dict)  # policy_lookup / phrases -> YAML file
+    schemas: dict[str, str] = Field(default_factory=dict)  # name -> JSON Schema file or "module:PydanticModel"
+    embedder: str = EMBEDDED_EMBEDDER
+    judge: str | None = None  # name of a model in `models` used as LLM judge
+
+    # set by load_config, not part of the file
+    root: Path = Field(default=Path("."), exclude=True)
+    source: Path | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="after")
+    def _check_refs(self) -> RungConfig:
+        for name, cand in self.candidates.items():
+            if cand.model not in self.models:
+                raise ValueError(
+                    f"candidates.{name}.model: no model named {cand.model!r}"
+                    f"{did_you_mean(cand.model, self.models)}; models are {sorted(self.models)}")
+            model = self.models[cand.model]
+            if cand.adapter and model.backend == "local" and cand.adapter not in model.adapters:
+                raise ValueError(
+                    f"candidates.{name}.adapter: model {cand.model!r} has no adapter "
+                    f"{cand.adapter!r}{did_you_mean(cand.adapter, model.adapters)}")
+            if cand.retrieval and cand.retrieval.corpus not in self.knowledge:
+                raise ValueError(
+                    f"candidates.{name}.retrieval.corpus: no corpus named {cand.retrieval.corpus!r} under "
+                    f"`knowledge`{did_you_mean(cand.retrieval.corpus, self.knowledge)}")
+            if cand.output_schema and cand.output_schema != PER_CASE_SCHEMA \
+                    and cand.output_schema not in self.schemas:
+                raise ValueError(
+                    f"candidates.{name}.schema: no schema named {cand.output_schema!r} under "
+                    f"`schemas`{did_you_mean(cand.output_schema, self.schemas)}")
+        if self.judge and self.judge not in self.models:
+            raise ValueError(f"judge: no model named {self.judge!r}{did_you_mean(self.judge, self.models)}")
+        return self
+
+    def resolve(self, path: str | Path) -> Path:
+        """A path from the file, relative to the file's folder."""
+        p = Path(path).expanduser()
+        return p if p.is_absolute() else (self.root / p)
+
+    def candidate(self, name: str | None) -> tuple[str, CandidateConfig]:
+        """The named candidate; with None, the only one (or a bare one over the default model)."""
+        if name is None:
+            if len(self.candidates) == 1:
+                return next(iter(self.candidates.items()))
+            if not self.candidates:
+                first = next(iter(self.models))
+                return "bare", CandidateConfig(model=first)
+            raise ConfigError(
+                f"{self.source}: several candidates ({', '.join(self.candidates)}); pick one with --candidate")
+        if name not in self.candidates:
+            raise ConfigError(
+                f"{self.source}: no candidate named {name!r}{did_you_mean(name, self.candidates)}; "
+                f"candidates are {', '.join(self.candidates) or '(none)'}")
+        return name, self.candidates[name]
+
+    def suite(self, name: str | None) -> tuple[str, SuiteConfig]:
+        if name is None:
+            if len(self.suites) == 1:
+                return next(iter(self.suites.items()))
+            if not self.suites:
+                raise ConfigError(f"{self.source}: no suites defined")
+            raise ConfigError(f"{self.source}: several suites ({', '.join(self.suites)}); pick one with --suite")
+        if name not in self.suites:
+            raise ConfigError(
+                f"{self.source}: no suite named {name!r}{did_you_mean(name, self.suites)}")
+        return name, self.suites[name]
+
+
+# ---------------------------------------------------------------- loading with good errors
+
+def load_config(path: str | Path) -> RungConfig:
+    """Read and validate a rung.yaml. Raises ConfigError with file:line: key: what was expected."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "rung.yaml"
+    if not p.exists():
+        raise ConfigError(f"{p}: no such file (create one with `rung init DIR`)")
+    data, node = parse_yaml(p.read_text(encoding="utf-8"), str(p))
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}:1: expected a mapping of keys (project, models, candidates, ...), "
+                          f"got {type(data).__name__}")
+    try:
+        cfg = RungConfig.model_validate(data)
+    except ValidationError as e:
+        raise ConfigError(validation_message(e, str(p), node, RungConfig)) from None
+    cfg.root = p.parent.resolve()
+    cfg.source = p
+    return cfg
