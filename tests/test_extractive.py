@@ -66,9 +66,9 @@ def test_chunk_without_heading_line_and_tiny_pieces():
 
 @pytest.fixture(scope="module")
 def embedder():
-    from rung.models.embedded import load_embedder
+    from rung.pipeline.retrieval.index import get_embedder  # the process-wide instance
 
-    return load_embedder("embedded:all-minilm-l6-v2")
+    return get_embedder("embedded:all-minilm-l6-v2")
 
 
 def test_rank_prefers_the_unit_that_answers(embedder):

@@ -170,6 +170,10 @@ def test_lora_end_to_end_with_lineage_and_eval_curve(lora_run):
     assert lin["dataset"]["version"] == ds.version == r.job.dataset_version
     assert lin["dataset"]["lineage"]["by_source"] == {"case": 5, "file": 3}
     assert lin["dataset"]["lineage"]["policy_versions"] == {"p1": 8}
+    # the measured training time, which the decision's cost model reads
+    from rung.decide.evidence import read_artifact
+
+    assert lin["train_seconds"] > 0 and read_artifact(folder).training_seconds == lin["train_seconds"]
     assert lin["dataset"]["splits"] == {"train": 6, "dev": 2, "train_sequences": 6}
     assert lin["base_model"]["id"] == EMBEDDED and len(lin["base_model"]["weights_sha256"]) == 64
     assert lin["method"] == "lora" and lin["level"] == 1 and lin["seed"] == 0 and lin["candidate"] == "desk"

@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from rung.decide.evidence import Gathered
     from rung.decide.recommend import Decision
     from rung.evals.store import RunStore
-    from rung.evals.types import RunResult
 
 Progress = Callable[[int, int], None]
 
@@ -56,7 +55,6 @@ class LadderResult:
     decision: Decision
     gathered: Gathered
     notes: list[str] = field(default_factory=list)
-    runs: dict[str, RunResult] = field(default_factory=dict)
 
 
 def richness(cand: CandidateConfig) -> int:
@@ -94,7 +92,6 @@ def climb(config: RungConfig, store: RunStore, *, suite: str | None = None,
         raise ConfigError(f"{config.source}: the ladder needs at least one level-0 candidate "
                           "(a model and a prompt) under `candidates`")
     steps: list[LadderStep] = []
-    runs: dict[str, RunResult] = {}
     notes: list[str] = []
 
     def run_level(names: list[str], level: int) -> None:
@@ -107,7 +104,6 @@ def climb(config: RungConfig, store: RunStore, *, suite: str | None = None,
             step = LadderStep(name, level, run.info.id, reused, time.perf_counter() - t0,
                               len({r.case.id for r in run.results}))
             steps.append(step)
-            runs[name] = run
             if ev.step_done:
                 ev.step_done(step)
 
@@ -133,7 +129,7 @@ def climb(config: RungConfig, store: RunStore, *, suite: str | None = None,
             ev.note(f"level 0 does not meet the targets: climbing to level {level}")
         run_level(names, level)
         decision, gathered = current()
-    return LadderResult(steps, decision, gathered, notes, runs)
+    return LadderResult(steps, decision, gathered, notes)
 
 
 def _train_level1(config: RungConfig, decision: Decision, ev: LadderEvents, notes: list[str]) -> str:
@@ -141,7 +137,8 @@ def _train_level1(config: RungConfig, decision: Decision, ev: LadderEvents, note
     dataset, tune.train the job) and add `<candidate>-lora` to the in-memory project; returns its
     name. A finished artifact of the same job (same dataset version, base, hyperparameters, seed
     and prompt) is reused instead of training again."""
-    from rung.tune.data import build_dataset
+    from rung.tune.data import build_dataset, datasets_root
+    from rung.tune.train.artifacts import LINEAGE_FILE
     from rung.tune.train.plan import plan_job
 
     base = _base_for_adapter(config, decision)
@@ -150,9 +147,8 @@ def _train_level1(config: RungConfig, decision: Decision, ev: LadderEvents, note
         raise ConfigError(f"{config.source}: the ladder can only train an adapter for a local model; "
                           f"candidate {base!r} uses {cand.model!r}, an endpoint")
     dataset, _card = build_dataset(config)
-    folder = config.resolve(config.paths.datasets) / dataset.version
-    job = plan_job(config, method="lora", candidate=base, dataset=str(folder))
-    if (job.folder / "rung-lineage.json").is_file():
+    job = plan_job(config, method="lora", candidate=base, dataset=str(datasets_root(config) / dataset.version))
+    if (job.folder / LINEAGE_FILE).is_file():
         if ev.note:
             ev.note(f"reusing adapter {job.id} (same dataset {dataset.version}, base and settings)")
     else:

@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from rung.cli._common import CONFIG_OPTION, load
+from rung.cli._common import CONFIG_OPTION, STORE_OPTION, SUITE_OPTION, load
 from rung.cli._state import console
 from rung.cli.main import app
 
@@ -18,25 +18,23 @@ VERDICT_STYLE = {"pass": "green", "fail": "red", "stop": "bold red", "skip": "di
 @app.command("decide")
 def decide(
     config: Path = CONFIG_OPTION,
-    suite: str = typer.Option(None, "--suite", "-s", help="Suite name from rung.yaml (default: the only one)."),
+    suite: str = SUITE_OPTION,
     run: list[str] = typer.Option(None, "--run", "-r", help="Use these run ids (repeatable) instead of "
                                   "each candidate's latest finished run on the suite."),
     as_json: bool = typer.Option(False, "--json", help="Print the decision as JSON (nothing else)."),
     out: Path = typer.Option(None, "--out", "-o", help="Folder for decision.html, decision.md and "
                              "decision.json (default: .rung/decision next to rung.yaml)."),
-    store: str = typer.Option(None, "--store", help="Run store: a SQLite path or SQLAlchemy URL "
-                              "(default: paths.store of rung.yaml)."),
+    store: str = STORE_OPTION,
 ) -> None:
     """Say which level of the ladder to ship (0 prompt + retrieval + tools, 1 adapters, 2 full
     fine-tune), item by item of the checklist, with the numbers behind each line and what would
     change the answer. Exit code 0: a decision was made; 2: the suite cannot evaluate yet."""
-    from rung.cli.evals import store_url
     from rung.decide.recommend import decide as do_decide
     from rung.decide.report import write_decision_report
     from rung.evals.store import RunStore
 
     cfg = load(config)
-    st = RunStore(store or store_url(cfg))
+    st = RunStore(store or cfg.store_target())
     decision, gathered = do_decide(cfg, st, suite=suite, runs=run or None)
     out_dir = out if out is not None else cfg.resolve(".rung/decision")
     paths = write_decision_report(decision, out_dir, runs=gathered.runs,

@@ -7,14 +7,10 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from rung.cli._common import CANDIDATE_OPTION, CONFIG_OPTION, NO_CACHE_OPTION, load
-from rung.cli._progress import progress_bar, status
+from rung.cli._common import CANDIDATE_OPTION, CONFIG_OPTION, NO_CACHE_OPTION, STORE_OPTION, SUITE_OPTION, load
+from rung.cli._progress import progress_bar
 from rung.cli._state import console
 from rung.cli.main import app
-
-STORE_OPTION = typer.Option(None, "--store", help="Run store: a SQLite path or SQLAlchemy URL "
-                            "(default: paths.store of rung.yaml, else .rung/rung.db).")
-
 
 def open_store(store: str | None, config: Path | None = None):  # -> RunStore
     """The store named by --store, else the project's (rung.yaml in -c or the cwd), else .rung/rung.db."""
@@ -25,13 +21,8 @@ def open_store(store: str | None, config: Path | None = None):  # -> RunStore
     cfg_path = config if config is not None else Path("rung.yaml")
     if cfg_path.exists():
         cfg = load(cfg_path)
-        return RunStore(store_url(cfg))
+        return RunStore(cfg.store_target())
     return RunStore(Path(".rung/rung.db"))
-
-
-def store_url(cfg) -> str | Path:  # cfg: RungConfig
-    s = cfg.paths.store
-    return s if "://" in s else cfg.resolve(s)
 
 
 def evaluate(cfg, candidate: str | None, suite: str | None = None, *, epochs: int = 1,
@@ -42,8 +33,8 @@ def evaluate(cfg, candidate: str | None, suite: str | None = None, *, epochs: in
     from rung.evals.runner import evaluate_candidate
     from rung.evals.store import RunStore
 
-    store = RunStore(store_url(cfg))
-    with progress_bar(f"{candidate or 'candidate'} on {suite or 'suite'}") as bar:
+    store = RunStore(cfg.store_target())
+    with progress_bar(f"{cfg.candidate(candidate)[0]} on {cfg.suite(suite)[0]}") as bar:
         run, _ = evaluate_candidate(cfg, candidate, store, suite=suite, ids=ids, tags=tags, limit=limit,
                                     epochs=epochs, resume=resume, use_cache=use_cache,
                                     batch_size=batch_size, progress=bar)
@@ -73,7 +64,7 @@ def print_summary(run, gate_cfg=None):  # -> GateResult | None
 def eval_(
     config: Path = CONFIG_OPTION,
     candidate: str = CANDIDATE_OPTION,
-    suite: str = typer.Option(None, "--suite", "-s", help="Suite name from rung.yaml (default: the only one)."),
+    suite: str = SUITE_OPTION,
     epochs: int = typer.Option(1, "--epochs", min=1, help="Repeat every case N times (judge/sampling variance)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the latest unfinished run of this candidate and suite."),
     resume_id: str = typer.Option(None, "--resume-run", help="Continue this unfinished run id."),
@@ -90,7 +81,7 @@ def eval_(
     run = evaluate(cfg, candidate, suite, epochs=epochs, resume=resume_id or resume,
                    use_cache=not no_cache, tags=tag, limit=limit, batch_size=batch_size)
     g = print_summary(run, cfg.gate)
-    console().print(f"run [bold]{run.info.id}[/] stored in {store_url(cfg)}")
+    console().print(f"run [bold]{run.info.id}[/] stored in {cfg.store_target()}")
     if report is not None:
         from rung.evals.report import write_report
 

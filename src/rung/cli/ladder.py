@@ -8,7 +8,7 @@ from pathlib import Path
 import typer
 from rich.markup import escape
 
-from rung.cli._common import CONFIG_OPTION, NO_CACHE_OPTION, load
+from rung.cli._common import CONFIG_OPTION, NO_CACHE_OPTION, STORE_OPTION, SUITE_OPTION, load
 from rung.cli._state import console, err_console
 from rung.cli.main import app
 
@@ -16,7 +16,7 @@ from rung.cli.main import app
 @app.command("ladder")
 def ladder(
     config: Path = CONFIG_OPTION,
-    suite: str = typer.Option(None, "--suite", "-s", help="Suite name from rung.yaml (default: the only one)."),
+    suite: str = SUITE_OPTION,
     sample: int = typer.Option(None, "--sample", min=1, help="Evaluate a fixed sample of N cases spread "
                                "over the suite's tags (the same cases every time); default: every case."),
     train: bool = typer.Option(False, "--train", help="Allow the ladder to train a LoRA adapter when it "
@@ -25,8 +25,7 @@ def ladder(
                                "finished run of the same candidate, cases and scorers."),
     no_cache: bool = NO_CACHE_OPTION,
     out: Path = typer.Option(None, "--out", "-o", help="Report folder (default: .rung/report next to rung.yaml)."),
-    store: str = typer.Option(None, "--store", help="Run store: a SQLite path or SQLAlchemy URL "
-                              "(default: paths.store of rung.yaml)."),
+    store: str = STORE_OPTION,
 ) -> None:
     """Run the customization ladder on the project and say which level to ship.
 
@@ -46,7 +45,6 @@ def run_ladder(cfg, *, suite: str | None = None, sample: int | None = None, trai
     """The ladder with rich progress, the decision printed and the report written; exits with
     the decision's exit code (`rung ladder` and `rung demo`)."""
     from rung.cli.decide import print_decision
-    from rung.cli.evals import store_url
     from rung.decide.report import write_decision_report
     from rung.evals.store import RunStore
     from rung.ladder import climb
@@ -60,7 +58,7 @@ def run_ladder(cfg, *, suite: str | None = None, sample: int | None = None, trai
         cases = load_suite(cfg.resolve(suite_cfg.path), name=suite_name).cases
         ids = [c.id for c in spread_sample(cases, sample)]
         con.print(f"{len(ids)} of {len(cases)} cases, spread over the suite's tags")
-    st = RunStore(store or store_url(cfg))
+    st = RunStore(store or cfg.store_target())
     bars = _LadderBars(cfg.tune.train.eval_metric)
     with bars.prog:
         result = climb(cfg, st, suite=suite, ids=ids, reuse=not fresh, use_cache=not no_cache,

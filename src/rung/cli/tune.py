@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -16,6 +15,7 @@ from rich.markup import escape
 from rung.cli._common import CONFIG_OPTION, load
 from rung.cli._state import console, err_console
 from rung.cli.main import app
+from rung.evals.jsonx import json_objects
 
 ACCELERATE_CONFIGS = Path(__file__).resolve().parents[3] / "configs" / "accelerate"
 
@@ -77,13 +77,7 @@ def _run_accelerate(job: Any, accelerate_config: Path | None, resume: bool, merg
     with log.open("w", encoding="utf-8") as err, \
             subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True) as proc:
         assert proc.stdout is not None
-        for line in proc.stdout:
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            if not isinstance(event, dict):
-                continue
+        for event in json_objects(proc.stdout):
             if event.get("event") == "error":
                 proc.kill()
                 raise RungError(event.get("message", "the worker failed"))

@@ -74,6 +74,11 @@ class RungConfig(_Strict):
         p = Path(path).expanduser()
         return p if p.is_absolute() else (self.root / p)
 
+    def store_target(self) -> str | Path:
+        """The run store: `paths.store` as a SQLAlchemy URL, or a SQLite path from the file's folder."""
+        s = self.paths.store
+        return s if "://" in s else self.resolve(s)
+
     def candidate(self, name: str | None) -> tuple[str, CandidateConfig]:
         """The named candidate; with None, the only one (or a bare one over the default model)."""
         if name is None:

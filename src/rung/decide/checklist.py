@@ -27,7 +27,6 @@ if TYPE_CHECKING:
 PASS, FAIL, STOP, SKIP, INFO = "pass", "fail", "stop", "skip", "info"
 SHIP, FIX_LEVEL0, NONE, CANNOT = "ship", "fix-level0", "none", "cannot-evaluate"
 RETRIEVAL_METRICS = ("context_recall", "hit_at_k")
-LEVEL_NAMES = {0: "prompt + retrieval + tools", 1: "adapter", 2: "full fine-tune"}
 
 
 @dataclass

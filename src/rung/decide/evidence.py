@@ -10,12 +10,12 @@ Everything after this module is a pure function of the `Evidence` list.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rung.errors import RungError
+from rung.tune.train.artifacts import LINEAGE_FILE, read_lineage
 
 if TYPE_CHECKING:
     from rung.config import CandidateConfig, RungConfig
@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from rung.evals.store import RunStore
     from rung.evals.types import RunResult
 
-LINEAGE_FILE = "rung-lineage.json"
 METRICS_FILE = "metrics.jsonl"
 # metrics whose paired change the decision reports (adapter gain)
 GAIN_METRICS = ("task_success", "hallucination", "schema_valid", "refusal_correct")
@@ -128,14 +127,10 @@ def read_artifact(path: str | Path) -> ArtifactInfo:
     info = ArtifactInfo(path=str(p))
     for folder in (p, p.parent):
         if info.lineage_path is None and (folder / LINEAGE_FILE).is_file():
-            lp = folder / LINEAGE_FILE
-            try:
-                raw = json.loads(lp.read_text(encoding="utf-8"))
-            except (OSError, ValueError) as e:
-                raise RungError(f"{lp}: not readable JSON: {e}") from None
+            raw = read_lineage(folder)
             if not isinstance(raw, dict):
-                raise RungError(f"{lp}: expected a JSON object, got {type(raw).__name__}")
-            info.lineage_path, info.raw = str(lp), raw
+                raise RungError(f"{folder / LINEAGE_FILE}: expected a JSON object, got {type(raw).__name__}")
+            info.lineage_path, info.raw = str(folder / LINEAGE_FILE), raw
         if info.metrics_path is None and (folder / METRICS_FILE).is_file():
             info.metrics_path = str(folder / METRICS_FILE)
     raw = info.raw

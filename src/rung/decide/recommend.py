@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from rung.decide.checklist import CANNOT, ChecklistItem, walk
-from rung.decide.cost import CandidateCost, candidate_cost
+from rung.decide.cost import candidate_cost
 from rung.decide.evidence import Evidence, Gathered, gather_evidence
 from rung.decide.readiness import Readiness, assess_readiness
 from rung.decide.targets import Assessment, assess
@@ -29,8 +29,6 @@ class Decision:
     candidate: str | None
     headline: str
     items: list[ChecklistItem]
-    costs: list[CandidateCost]
-    evidence: list[Evidence]
     assessments: list[Assessment]
     readiness: Readiness
     constraints: dict[str, Any]
@@ -75,8 +73,6 @@ def decide_from_evidence(evidence: list[Evidence], readiness: Readiness,
         candidate=chosen.candidate if chosen is not None else None,
         headline=outcome.headline,
         items=items,
-        costs=[a.cost for a in assessments],
-        evidence=list(evidence),
         assessments=assessments,
         readiness=readiness,
         constraints=constraints.model_dump(),

@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rung.evals.plots import colour, latency_boxes, line_chart, metric_bars, quality_scatter
-from rung.evals.report import failing_cases, fmt_num, md_escape
+from rung.evals.jsonx import json_objects
+from rung.evals.report import failing_cases, fmt_num, md_escape, template_env
 
 if TYPE_CHECKING:
     from rung.decide.evidence import Evidence
@@ -60,15 +61,7 @@ def write_decision_report(decision: Decision, out_dir: Path, *,
 
 def render_html(decision: Decision, runs: dict[str, RunResult], *, title: str,
                 max_failures: int = 10) -> str:
-    import jinja2
-
-    env = jinja2.Environment(
-        loader=jinja2.ChoiceLoader([jinja2.PackageLoader("rung.decide", "templates"),
-                                    jinja2.PackageLoader("rung.evals", "templates")]),
-        autoescape=True, trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
-    env.filters["num"] = fmt_num
-    env.filters["tojson_pretty"] = lambda v: json.dumps(v, indent=2, ensure_ascii=False,
-                                                        default=str)
+    env = template_env("rung.decide", "rung.evals")
     summaries = [a.evidence.summary for a in decision.assessments]
     labels = [a.label for a in decision.assessments]
     costs = [a.cost.total_per_million for a in decision.assessments]
@@ -95,7 +88,7 @@ def _candidate_view(i: int, a: Any) -> dict[str, Any]:
     e = a.evidence
     chosen_metrics = {}
     for name in ("task_success", "hallucination", "schema_valid", "refusal_correct",
-                 "context_recall", "hit_at_k"):
+                 "context_recall"):
         m = e.metric(name)
         chosen_metrics[name] = None if m is None else {"mean": m.mean, "lo": m.ci_low,
                                                        "hi": m.ci_high, "n": m.n}
@@ -128,13 +121,7 @@ def read_training_curve(path: str | Path) -> dict[str, list[tuple[float, float]]
         lines = Path(path).read_text(encoding="utf-8").splitlines()
     except OSError:
         return series
-    for line in lines:
-        try:
-            row = json.loads(line)
-        except ValueError:
-            continue
-        if not isinstance(row, dict):
-            continue
+    for row in json_objects(lines):
         step = next((row[k] for k in _STEP_KEYS if isinstance(row.get(k), (int, float))), None)
         if step is None:
             continue

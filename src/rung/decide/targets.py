@@ -34,10 +34,6 @@ class Check:
     note: str = ""
 
     @property
-    def measured(self) -> bool:
-        return self.value is not None
-
-    @property
     def passed(self) -> bool:
         if self.value is None:
             return False
@@ -127,9 +123,6 @@ class Assessment:
 
     def check(self, metric: str) -> Check | None:
         return next((c for c in self.checks if c.metric == metric), None)
-
-    def group_ok(self, names: tuple[str, ...]) -> bool:
-        return all(c.passed for c in self.checks if c.metric in names)
 
     @property
     def distance(self) -> tuple[float, int]:

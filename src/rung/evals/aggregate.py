@@ -9,14 +9,13 @@ and a per-tag breakdown complete the picture. docs/metrics.md defines each numbe
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from rung.errors import ConfigError
+from rung.errors import ConfigError, did_you_mean
 from rung.evals.types import CaseResult, RunResult
 
 STANDARD_METRICS: dict[str, bool] = {
@@ -126,9 +125,7 @@ class RunSummary:
             return self.metrics[name].mean
         if name in STANDARD_METRICS:
             return None
-        close = difflib.get_close_matches(name, self.names(), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ConfigError(f"no such metric {name!r}{hint}")
+        raise ConfigError(f"no such metric {name!r}{did_you_mean(name, self.names())}")
 
 
 def aggregate(run: RunResult, *, n_boot: int = 1000, seed: int = 0) -> RunSummary:

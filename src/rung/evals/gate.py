@@ -8,12 +8,12 @@ comparison adds a failing line. `GateResult.exit_code` is what CI sees: 0 pass, 
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 
 from rung.config import GateConfig, Threshold
 from rung.evals.aggregate import USAGE_METRICS, RunSummary
 from rung.evals.compare import Comparison
+from rung.errors import did_you_mean
 
 PASS, FAIL = "pass", "fail"
 NOT_MEASURED = "not measured"
@@ -81,9 +81,7 @@ def _threshold_line(summary: RunSummary, name: str, t: Threshold,
                     allowed: list[str]) -> GateLine:
     bound = format_bound(t)
     if not summary.knows(name):
-        close = difflib.get_close_matches(name, summary.names(), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        return GateLine(name, bound, None, False, f"no such metric{hint}")
+        return GateLine(name, bound, None, False, f"no such metric{did_you_mean(name, summary.names())}")
     value = summary.value(name)
     if value is None:
         if name in allowed:

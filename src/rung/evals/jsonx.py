@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 _FENCE = re.compile(r"```[ \t]*(?:json5?|JSON)?[ \t]*\r?\n?(.*?)```", re.DOTALL)
@@ -79,3 +80,15 @@ def to_jsonable(value: Any) -> Any:
     if callable(dump):
         return dump(mode="json")
     return value
+
+
+def json_objects(lines: Iterable[str]) -> Iterator[dict[str, Any]]:
+    """The JSON objects among `lines` (JSONL, a log, a child process's stdout); lines that are
+    not a JSON object (blank, partial, prose) are skipped."""
+    for line in lines:
+        try:
+            value = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            yield value

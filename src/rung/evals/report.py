@@ -60,17 +60,23 @@ def default_title(summaries: list[RunSummary]) -> str:
 # ---- HTML ------------------------------------------------------------------------------------
 
 
+def template_env(*packages: str) -> Any:
+    """A Jinja environment over the `templates` folders of these packages (first wins), with
+    autoescaping, strict undefined variables and the `num` and `tojson_pretty` filters."""
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.ChoiceLoader([jinja2.PackageLoader(p, "templates") for p in packages]),
+        autoescape=True, trim_blocks=True, lstrip_blocks=True, undefined=jinja2.StrictUndefined)
+    env.filters["num"] = fmt_num
+    env.filters["tojson_pretty"] = lambda v: json.dumps(v, indent=2, ensure_ascii=False, default=str)
+    return env
+
+
 def render_html(runs: list[RunResult], summaries: list[RunSummary], *,
                 comparison: Comparison | None = None, gate: GateResult | None = None,
                 title: str = "rung report", max_failures: int = 50) -> str:
-    import jinja2
-
-    env = jinja2.Environment(loader=jinja2.PackageLoader("rung.evals", "templates"),
-                             autoescape=True, trim_blocks=True, lstrip_blocks=True,
-                             undefined=jinja2.StrictUndefined)
-    env.filters["num"] = fmt_num
-    env.filters["tojson_pretty"] = lambda v: json.dumps(v, indent=2, ensure_ascii=False,
-                                                        default=str)
+    env = template_env("rung.evals")
     names = metric_names(summaries)
     rate_names = [n for n in names if any(s.metrics[n].is_rate for s in summaries
                                           if n in s.metrics)]

@@ -58,9 +58,9 @@ def make_context(config: RungConfig, candidate: str | None = None) -> ScoreConte
     price = config.models[cand.model].price
 
     def embedder_factory() -> Any:
-        from rung.models.embedded import load_embedder
+        from rung.pipeline.retrieval.index import get_embedder  # loaded once per process
 
-        return load_embedder(config.embedder, config.root)
+        return get_embedder(config.embedder, config.root)
 
     judge, judge_id = None, ""
     if config.judge:

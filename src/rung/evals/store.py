@@ -239,21 +239,18 @@ class RunStore:
 
     def latest_unfinished(self, candidate_hash: str, suite_hash: str) -> RunInfo | None:
         """The most recent run of this candidate on this suite that did not finish, if any."""
-        q = (select(runs_table)
-             .where(runs_table.c.candidate_hash == candidate_hash,
-                    runs_table.c.suite_hash == suite_hash,
-                    runs_table.c.status != "finished")
-             .order_by(runs_table.c.created_at.desc(), runs_table.c.id.desc()).limit(1))
-        with self._connect() as conn:
-            row = conn.execute(q).mappings().first()
-        return info_from_dict(dict(row)) if row else None
+        return self._latest(candidate_hash, suite_hash, finished=False)
 
     def latest_finished(self, candidate_hash: str, suite_hash: str) -> RunInfo | None:
         """The most recent finished run of this candidate on this suite, if any."""
+        return self._latest(candidate_hash, suite_hash, finished=True)
+
+    def _latest(self, candidate_hash: str, suite_hash: str, *, finished: bool) -> RunInfo | None:
+        status = runs_table.c.status
         q = (select(runs_table)
              .where(runs_table.c.candidate_hash == candidate_hash,
                     runs_table.c.suite_hash == suite_hash,
-                    runs_table.c.status == "finished")
+                    status == "finished" if finished else status != "finished")
              .order_by(runs_table.c.created_at.desc(), runs_table.c.id.desc()).limit(1))
         with self._connect() as conn:
             row = conn.execute(q).mappings().first()

@@ -104,9 +104,12 @@ def _fingerprint(config: RungConfig, candidate: CandidateConfig, comps: Componen
     if candidate.tools:
         parts["tools"] = {name: _file_hash(config.resolve(path))
                           for name, path in sorted(config.tool_data.items()) if name in candidate.tools}
-    if candidate.refusal_gate is not None:
-        parts["refusal_gate"] = {"examples": _path_hash(config.resolve(candidate.refusal_gate.examples)),
-                                 "embedder": config.embedder}
+    if comps.refusal_gate is not None:
+        from rung.evals.suite import suite_hash
+        from rung.pipeline.retrieval.index import embedder_id
+
+        parts["refusal_gate"] = {"examples": suite_hash(comps.refusal_gate.cases),
+                                 "embedder": embedder_id(config.embedder, config.root)}
     if comps.schemas:
         parts["schemas"] = json.dumps({k: _schema_repr(v) for k, v in sorted(comps.schemas.items())},
                                       sort_keys=True, default=str)
@@ -131,17 +134,6 @@ def _refusal_gate(config: RungConfig, candidate: CandidateConfig) -> RefusalGate
         raise ConfigError(f"{where}: {path} does not exist (a suite file or folder of labelled cases)")
     cases = load_suite(path).cases
     return RefusalGate.from_cases(cases, lambda: get_embedder(config.embedder, config.root), gate_cfg, where)
-
-
-def _path_hash(path: Any) -> str:
-    """sha256 of a file, or of a folder's files (names and contents)."""
-    if not path.is_dir():
-        return _file_hash(path)
-    h = hashlib.sha256()
-    for f in sorted(p for p in path.rglob("*") if p.is_file()):
-        h.update(str(f.relative_to(path)).encode())
-        h.update(_file_hash(f).encode())
-    return h.hexdigest()[:16]
 
 
 def _schema_repr(schema: Any) -> Any:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rung.pipeline.answer import RetrievedChunk
+from rung.pipeline.retrieval.documents import flag
 
 OPEN_FENCE = "<<<SOURCE"
 CLOSE_FENCE = "<<<END SOURCE>>>"
@@ -65,10 +66,7 @@ def neutralise(text: str) -> Neutralised:
 
 def is_untrusted(chunk: RetrievedChunk) -> bool:
     """Whether the chunk's metadata marks its document as untrusted (true, "true", "yes", 1)."""
-    value = chunk.metadata.get("untrusted", False)
-    if isinstance(value, str):
-        return value.strip().lower() in ("true", "yes", "1")
-    return bool(value)
+    return flag(chunk.metadata.get("untrusted"))
 
 
 def _label_value(value: Any) -> str:

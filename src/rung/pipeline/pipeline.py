@@ -142,8 +142,7 @@ class Pipeline:
         trace = Trace(retrieved=list(retrieved))
         # an extractive answer quotes the sources itself: the model, whose reply only decides
         # whether to refuse, is not shown them (a third of the prompt tokens)
-        extractive = self.candidate.answer.mode == "extractive" and schema is None
-        messages = self.build_messages(case, [] if extractive else retrieved, schema, trace)
+        messages = self.build_messages(case, [] if self._extractive_mode(schema) else retrieved, schema, trace)
         trace.prompt = [dict(m) for m in messages]
         params = self.params(epoch)
         if schema is not None and self.candidate.constrained_decoding:
@@ -213,8 +212,8 @@ class Pipeline:
             text = rendered.text
             if (ev := rendered.trace_event()) is not None:
                 trace.events.append(ev)
-        if self.candidate.answer.mode == "extractive" and prepared.schema is None:
-            text = self._extractive(prepared, text)
+        if self._extractive_mode(prepared.schema) and "refusal_gate" not in completion.extra:
+            text = self._extractive(prepared, text)  # (a gate refusal is kept as it is)
         # sources are labelled by chunk id in the prompt (not numbered), so "[2]" is not a citation
         citations = extract_citations(text) if trace.retrieved else []
         if trace.retrieved or citations:
@@ -248,23 +247,24 @@ class Pipeline:
         timings["total"] = sum(v for k, v in timings.items() if k != "total")
         return answer
 
+    def _extractive_mode(self, schema: str | None) -> bool:
+        """Whether free-text answers are quoted from the sources (answers with a schema never are)."""
+        return self.candidate.answer.mode == "extractive" and schema is None
+
     def _extractive(self, prepared: Prepared, model_text: str) -> str:
         """The quoted answer, unless the model refused (its refusal is kept)."""
         from rung.evals.refusal_detect import detect_refusal
         from rung.pipeline.extractive import extract_answer
 
-        retriever = self.components.retriever
-        embedder = retriever.index.embedder if retriever is not None else None
         verdict = detect_refusal(model_text)
         if verdict.refused and model_text:
             prepared.trace.events.append({"type": "extractive", "kept": "model refusal",
                                           "refusal": verdict.to_dict()})
             return model_text
-        if embedder is None:  # unreachable: the config requires retrieval for extractive answers
-            return model_text
         t0 = time.perf_counter()
-        extracted = extract_answer(prepared.case.question, prepared.trace.retrieved, embedder,
-                                   self.candidate.answer)
+        # the config requires retrieval for extractive answers, so there is a retriever
+        extracted = extract_answer(prepared.case.question, prepared.trace.retrieved,
+                                   self.components.retriever.index.embedder, self.candidate.answer)
         prepared.timings_ms["extract"] = (time.perf_counter() - t0) * 1000
         prepared.trace.events.append(extracted.event(model_text))
         return extracted.text

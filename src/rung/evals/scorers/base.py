@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from rung.errors import ScorerError
+from rung.errors import ScorerError, did_you_mean
 from rung.evals.types import Case, Score
 from rung.pipeline.answer import Answer
 
@@ -101,11 +101,8 @@ def build_scorer(type_: str, **params: Any) -> Scorer:
         except (ImportError, AttributeError) as e:
             raise ScorerError(f"scorer {type_!r}: cannot import: {e}") from None
         return FunctionScorer(params.pop("name", attr), fn, params.pop("higher_is_better", True))
-    import difflib
-
-    close = difflib.get_close_matches(type_, list(_REGISTRY), n=1)
-    hint = f" (did you mean {close[0]!r}?)" if close else ""
-    raise ScorerError(f"unknown scorer {type_!r}{hint}; known: {', '.join(sorted(_REGISTRY))}")
+    raise ScorerError(f"unknown scorer {type_!r}{did_you_mean(type_, _REGISTRY)}; "
+                      f"known: {', '.join(sorted(_REGISTRY))}")
 
 
 def registered() -> list[str]:

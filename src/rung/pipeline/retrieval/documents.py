@@ -34,6 +34,35 @@ import yaml
 
 from rung.errors import ConfigError
 
+# ---------------------------------------------------------------- metadata retrieval understands
+
+
+def flag(value: Any) -> bool:
+    """A metadata flag such as `untrusted`: true, "true", "yes", 1 (any case) are true."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "yes", "1")
+    return bool(value)
+
+
+def superseded_ids(value: Any) -> set[str]:
+    """Document ids in a `supersedes` value: one id, a list, or ids separated by commas."""
+    if isinstance(value, (list, tuple, set)):
+        return {str(v).strip() for v in value if str(v).strip()}
+    if value is None or value == "":
+        return set()
+    return {v.strip() for v in str(value).split(",") if v.strip()}
+
+
+def in_force(effective: Any, today: dt.date) -> bool:
+    """Whether a document with this `effective_date` applies on `today` (none or unreadable: yes)."""
+    if effective is None or effective == "":
+        return True
+    try:
+        return dt.date.fromisoformat(str(effective)[:10]) <= today
+    except ValueError:
+        return True
+
+
 MAX_BYTES = 5_000_000
 """Default size cap of one file; bigger files are skipped."""
 

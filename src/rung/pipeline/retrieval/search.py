@@ -40,6 +40,7 @@ from rung.config import RetrievalConfig
 from rung.errors import ConfigError
 from rung.pipeline.answer import RetrievedChunk
 from rung.pipeline.retrieval.chunking import approx_tokens
+from rung.pipeline.retrieval.documents import flag, in_force, superseded_ids
 from rung.pipeline.retrieval.index import CorpusIndex
 from rung.pipeline.retrieval.rerank import Reranker, build_reranker
 
@@ -190,32 +191,6 @@ def _filter_mask(columns: _Columns, filters: Filters) -> np.ndarray | None:
     return mask
 
 
-def _ids(value: Any) -> set[str]:
-    """Document ids in a `supersedes` value: one id, a list, or ids separated by commas."""
-    if isinstance(value, (list, tuple, set)):
-        return {str(v).strip() for v in value if str(v).strip()}
-    if value is None or value == "":
-        return set()
-    return {v.strip() for v in str(value).split(",") if v.strip()}
-
-
-def _truthy(value: Any) -> bool:
-    """A metadata flag: true, "true", "yes", 1."""
-    if isinstance(value, str):
-        return value.strip().lower() in ("true", "yes", "1")
-    return bool(value)
-
-
-def _in_force(effective: Any, today: dt.date) -> bool:
-    """Whether a document with this effective date applies today (no or unreadable date: yes)."""
-    if effective is None or effective == "":
-        return True
-    try:
-        return dt.date.fromisoformat(str(effective)[:10]) <= today
-    except ValueError:
-        return True
-
-
 # ---------------------------------------------------------------- ranking helpers
 
 def _top(scores: np.ndarray, k: int, mask: np.ndarray | None, positive_only: bool = False) -> np.ndarray:
@@ -311,7 +286,7 @@ class Retriever:
     def trusted_mask(self) -> np.ndarray:
         """The chunks of documents not marked `untrusted: true`."""
         if self._trusted is None:
-            self._trusted = np.asarray([not _truthy(c.metadata.get("untrusted")) for c in self.index.chunks],
+            self._trusted = np.asarray([not flag(c.metadata.get("untrusted")) for c in self.index.chunks],
                                        dtype=bool)
         return self._trusted
 
@@ -326,8 +301,8 @@ class Retriever:
             if c.doc_id in seen:
                 continue
             seen.add(c.doc_id)
-            if _in_force(c.metadata.get("effective_date"), day):
-                superseded |= _ids(c.metadata.get("supersedes"))
+            if in_force(c.metadata.get("effective_date"), day):
+                superseded |= superseded_ids(c.metadata.get("supersedes"))
         mask = np.asarray([c.doc_id not in superseded for c in self.index.chunks], dtype=bool)
         if today is None:
             self._current = mask

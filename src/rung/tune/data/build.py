@@ -30,11 +30,6 @@ Progress = Callable[[int, int], None]
 STEPS = ("sources", "negatives", "checks", "balance", "card", "save")
 
 
-def _store_target(cfg: RungConfig) -> str | Path:
-    s = cfg.paths.store
-    return s if "://" in s else cfg.resolve(s)
-
-
 def eval_cases(cfg: RungConfig) -> dict[str, list[Case]]:
     """The cases leakage is checked against, by suite name: `tune.data.checks.leakage_suites`, or
     every suite of rung.yaml except one that is the train split itself (same path)."""
@@ -76,7 +71,7 @@ def source_examples(cfg: RungConfig, *, runs: Sequence[str] = (), files: Sequenc
     if run_ids:
         from rung.evals.store import RunStore
 
-        store = RunStore(_store_target(cfg))
+        store = RunStore(cfg.store_target())
         try:
             full_ids = [store.resolve_id(r) for r in run_ids]
             examples += examples_from_runs(store, full_ids, defaults, dc.refusal_target, skipped)
@@ -130,7 +125,6 @@ def build_dataset(config: RungConfig, *, runs: Sequence[str] = (), files: Sequen
         from rung.tune.negatives import apply_negatives  # another part of rung
 
         examples = examples + apply_negatives(examples, list(dc.negatives), config=config, seed=dc.seed)
-        _unique_ids(examples)
     tick()
     findings = run_checks(examples, eval_cases(config), dc.checks, allow)
     raise_if_blocking(findings)

@@ -20,14 +20,13 @@ once runs or negatives feed the dataset.
 
 from __future__ import annotations
 
-import difflib
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from rung.config import DataChecksConfig
-from rung.errors import DataError
+from rung.errors import DataError, did_you_mean
 from rung.evals import textnorm
 from rung.evals.types import Case
 from rung.tune.data.similarity import nearest_across, pairs_within, user_text
@@ -180,9 +179,8 @@ def validate_allow(allow: Iterable[str]) -> list[str]:
     names = list(allow)
     for name in names:
         if name not in CHECKS:
-            close = difflib.get_close_matches(name, CHECKS, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise DataError(f"--allow {name!r}: no such check{hint}; checks are {', '.join(CHECKS)}")
+            raise DataError(f"--allow {name!r}: no such check{did_you_mean(name, CHECKS)}; "
+                            f"checks are {', '.join(CHECKS)}")
     return names
 
 

@@ -55,12 +55,6 @@ class Skipped:
         if len(refs) < 5:
             refs.append(ref)
 
-    def merge(self, other: Skipped) -> None:
-        self.counts.update(other.counts)
-        for reason, refs in other.samples.items():
-            mine = self.samples.setdefault(reason, [])
-            mine.extend(refs[: max(0, 5 - len(mine))])
-
     def to_dict(self) -> dict[str, dict[str, object]]:
         return {reason: {"count": n, "refs": self.samples.get(reason, [])}
                 for reason, n in sorted(self.counts.items())}

@@ -172,10 +172,9 @@ class Knowledge:
     chunks: dict[str, list[RetrievedChunk]]  # doc id -> its chunks, in order
 
     def is_untrusted(self, doc_id: str) -> bool:
-        value = self.docs[doc_id].metadata.get("untrusted", False)
-        if isinstance(value, str):
-            return value.strip().lower() in ("true", "yes", "1")
-        return bool(value)
+        from rung.pipeline.retrieval.documents import flag
+
+        return flag(self.docs[doc_id].metadata.get("untrusted"))
 
 
 def load_knowledge(config: RungConfig) -> Knowledge:
@@ -205,7 +204,7 @@ def words(text: str) -> frozenset[str]:
 
 def best_chunk(chunks: list[RetrievedChunk], about: frozenset[str]) -> RetrievedChunk:
     """The chunk with the most words in common with `about` (the first on ties)."""
-    return max(chunks, key=lambda c: (len(about & words(c.text)), -chunks.index(c)))
+    return max(chunks, key=lambda c: len(about & words(c.text)))  # max keeps the first of equals
 
 
 # ---------------------------------------------------------------- adding sources to a prompt

@@ -40,6 +40,7 @@ from typing import Any
 
 from rung.config import RungConfig
 from rung.models.base import ProgressCallback
+from rung.pipeline.retrieval.documents import in_force, superseded_ids
 from rung.tune.example import Example
 from rung.tune.negatives._common import (Knowledge, best_chunk, cited_sources, count, derive, doc_in_prompt,
                                          load_knowledge, question, sample_parents, tag_value, usable_parents,
@@ -157,7 +158,7 @@ def _versions_of_one(kb: Knowledge, a: str, b: str) -> bool:
     """Whether two documents are versions of one policy: one supersedes the other, or they have
     the same topic and the same jurisdiction."""
     am, bm = kb.docs[a].metadata, kb.docs[b].metadata
-    if b in _ids(am.get("supersedes")) or a in _ids(bm.get("supersedes")):
+    if b in superseded_ids(am.get("supersedes")) or a in superseded_ids(bm.get("supersedes")):
         return True
     topic = _s(am.get("topic"))
     return bool(topic) and topic == _s(bm.get("topic")) and _s(am.get("jurisdiction")) == _s(bm.get("jurisdiction"))
@@ -166,9 +167,9 @@ def _versions_of_one(kb: Knowledge, a: str, b: str) -> bool:
 def _newer(kb: Knowledge, a: str, b: str) -> str | None:
     """The newer of two versions (`supersedes`, else effective date then version), None on a tie."""
     am, bm = kb.docs[a].metadata, kb.docs[b].metadata
-    if a in _ids(bm.get("supersedes")):
+    if a in superseded_ids(bm.get("supersedes")):
         return b
-    if b in _ids(am.get("supersedes")):
+    if b in superseded_ids(am.get("supersedes")):
         return a
     ak = (_date(am.get("effective_date")) or dt.date.min, _num(am.get("version")))
     bk = (_date(bm.get("effective_date")) or dt.date.min, _num(bm.get("version")))
@@ -178,8 +179,7 @@ def _newer(kb: Knowledge, a: str, b: str) -> str | None:
 
 
 def _in_force(kb: Knowledge, doc: str, today: dt.date) -> bool:
-    d = _date(kb.docs[doc].metadata.get("effective_date"))
-    return d is None or d <= today
+    return in_force(kb.docs[doc].metadata.get("effective_date"), today)
 
 
 def _variant(parent: Example, c: Conflict, kb: Knowledge, rng: random.Random) -> Example:
@@ -198,12 +198,6 @@ def _variant(parent: Example, c: Conflict, kb: Knowledge, rng: random.Random) ->
 
 def _s(v: Any) -> str:
     return "" if v is None else str(v).strip().lower()
-
-
-def _ids(v: Any) -> set[str]:
-    if isinstance(v, list):
-        return {str(x) for x in v}
-    return {str(v)} if v else set()
 
 
 def _num(v: Any) -> float:

@@ -85,12 +85,12 @@ def _variant(parent: Example, key: str, kb: Knowledge, target_tokens: int, rng: 
         if estimate < target_tokens:
             continue
         prompt, positions = _placed(parent, chosen, needles, rng)
-        if prompt_tokens(prompt + [{"role": "assistant", "content": ""}]) >= target_tokens:
+        tokens = prompt_tokens(prompt + [{"role": "assistant", "content": ""}])
+        if tokens >= target_tokens:
             break
     else:
         count(skipped, "knowledge base too small to reach the token target")
         return None
-    tokens = prompt_tokens(prompt + [{"role": "assistant", "content": ""}])
     info = {"target_tokens": target_tokens, "prompt_tokens": tokens, "distractors": [c.id for c in chosen],
             "needles": [c.id for c in needles], "needle_positions": positions}
     return derive(parent, NAME, key, prompt + [dict(parent.messages[-1])], tags=["long-context"],
@@ -101,11 +101,8 @@ def _placed(parent: Example, distractors: list[RetrievedChunk], needles: list[Re
             rng: random.Random) -> tuple[list[dict[str, str]], list[int]]:
     """The prompt with distractors and needles (each at a random position), and those positions."""
     order = list(distractors)
-    positions = []
     for n in needles:
-        at = rng.randrange(len(order) + 1)
-        order.insert(at, n)
-        positions.append(at)
+        order.insert(rng.randrange(len(order) + 1), n)
     positions = [order.index(n) for n in needles]
     return with_sources(parent.prompt, order), positions
 

@@ -41,7 +41,7 @@ from rung.errors import ConfigError
 from rung.models.base import GenerationParams, Message, ProgressCallback, Request
 from rung.pipeline.retrieval.chunking import approx_tokens
 from rung.tune.example import Example
-from rung.tune.negatives._common import (CITATION, count, derive, is_refusal, language, last_user_index,
+from rung.tune.negatives._common import (CITATION, count, derive, is_refusal, language, question,
                                          refusal_phrase, sample_parents, usable_parents)
 
 NAME = "multilingual"
@@ -212,7 +212,7 @@ def _translated(plan: list[tuple[Example, str]], config: RungConfig, table: Temp
             count(skipped, problem)
             continue
         info = {"source_lang": "en", "language": lang, "method": f"model:{name}",
-                "source_question": _last_user(parent.messages)}
+                "source_question": question(parent)}
         out.append(_child(parent, lang, messages, f"model:{name}", info, should_refuse=None, inherit=True))
     return out
 
@@ -239,11 +239,6 @@ def _child(parent: Example, lang: str, messages: list[Message], method: str, inf
         meta.update({k: parent.metadata[k] for k in ("intent",) if k in parent.metadata})
         meta["sources"] = []
     return derive(parent, NAME, lang, messages, tags=tags, metadata=meta, rejected=None, inherit=inherit)
-
-
-def _last_user(messages: list[Message]) -> str:
-    i = last_user_index(messages)
-    return "" if i is None else messages[i].get("content", "") or ""
 
 
 def _structured(text: str) -> bool:

@@ -70,7 +70,7 @@ def code_version() -> dict[str, Any]:
 
 def write_lineage(folder: Path, job: TuneJob, *, base_hash: str, dataset: Dataset, splits: dict[str, int],
                   curve: list[dict[str, Any]], best: dict[str, Any] | None, steps: int,
-                  stopped_early: bool, trainable: tuple[int, int]) -> dict[str, Any]:
+                  stopped_early: bool, trainable: tuple[int, int], train_seconds: float) -> dict[str, Any]:
     lineage = {
         "job_id": job.id,
         "method": job.method,
@@ -84,6 +84,7 @@ def write_lineage(folder: Path, job: TuneJob, *, base_hash: str, dataset: Datase
         "hyperparameters": job.hyperparameters(),
         "seed": job.train.seed,
         "parameters": {"trainable": trainable[0], "total": trainable[1]},
+        "train_seconds": round(train_seconds, 2),  # the training loop of this process (the decision's cost)
         "metrics": {"steps": steps, "stopped_early": stopped_early, "eval_metric": job.train.eval_metric,
                     "best": best, "curve": curve},
         "code": code_version(),

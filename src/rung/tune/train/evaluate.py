@@ -22,6 +22,7 @@ import random
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from rung.errors import ConfigError
@@ -116,7 +117,8 @@ def evaluate(model: Any, tok: Any, job: TuneJob, dev: Sequence[Example],
     was_training = model.training
     model.eval()
     try:
-        served = LocalModel.from_loaded(model, tok, job.base.path, root=None, gguf_file=job.base.gguf_file,
+        served = LocalModel.from_loaded(model, tok, job.base.path, root=Path(job.base.root),
+                                        gguf_file=job.base.gguf_file,
                                         max_batch_size=max(len(dev), 1))
         params = GenerationParams(max_new_tokens=job.train.eval_max_new_tokens)
         cases = [dev_case(ex, job.system_prompt) for ex in dev]

@@ -14,11 +14,8 @@ from pathlib import Path
 from rung.config import RungConfig
 from rung.errors import ConfigError, RungError
 from rung.tune.example import Dataset
+from rung.tune.data.catalog import datasets_root
 from rung.tune.train.job import BaseModelSpec, TuneJob
-
-
-def datasets_root(cfg: RungConfig) -> Path:
-    return cfg.resolve(cfg.paths.datasets)
 
 
 def artifacts_root(cfg: RungConfig) -> Path:

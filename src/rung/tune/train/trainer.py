@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from rung.errors import RungError
+from rung.evals.jsonx import json_objects
 from rung.tune.example import Dataset
 from rung.tune.train import artifacts, checkpoints
 from rung.tune.train.checkpoints import LoopState
@@ -111,9 +112,9 @@ def _trim_metrics(path: Path, step: int) -> None:
     """Drop metric lines after `step` (a resumed job redoes those steps)."""
     if not path.exists():
         return
-    keep = [line for line in path.read_text(encoding="utf-8").splitlines()
-            if line.strip() and json.loads(line).get("step", 0) <= step]
-    path.write_text("".join(line + "\n" for line in keep), encoding="utf-8")
+    keep = [row for row in json_objects(path.read_text(encoding="utf-8").splitlines())
+            if row.get("step", 0) <= step]  # a line cut by a kill mid-write is dropped too
+    path.write_text("".join(json.dumps(row, ensure_ascii=False) + "\n" for row in keep), encoding="utf-8")
 
 
 @contextlib.contextmanager
@@ -323,7 +324,8 @@ def _train(job: TuneJob, resume: bool, merge: bool, progress: ProgressFn | None)
         splits = {"train": len(train_ex), "dev": len(dev_ex), "train_sequences": len(feats)}
         lineage = artifacts.write_lineage(folder, job, base_hash=resolved.fingerprint(), dataset=dataset,
                                           splits=splits, curve=state.curve, best=state.best, steps=state.step,
-                                          stopped_early=stopped_early, trainable=trainable)
+                                          stopped_early=stopped_early, trainable=trainable,
+                                          train_seconds=train_s)
         checkpoints.remove_all(folder)
         if merge:
             emit(TrainProgress("stage", state.step, max_steps, message="merging the adapter into the base"))
