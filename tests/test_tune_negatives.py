@@ -311,3 +311,11 @@ def test_negatives_fraction_samples_parents_deterministically(tmp_path: Path) ->
     assert len(made) == 2
     again = apply_negatives(_examples(), ["adversarial"], config=cfg, seed=5)
     assert [e.id for e in made] == [e.id for e in again]
+
+
+def test_cited_documents_read_citations_as_the_pipeline_does() -> None:
+    from rung.tune.negatives._common import cited_docs
+
+    # chunk ids count as their document; lists and "doc:" forms are citations too
+    text = "Refunds take 14 days [refund-policy-eu-v3#2]. See [faq.md] and [warranty-eu, precedence]."
+    assert cited_docs(text) == ["refund-policy-eu-v3", "faq.md", "warranty-eu", "precedence"]

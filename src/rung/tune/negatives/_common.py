@@ -8,7 +8,6 @@ from __future__ import annotations
 import copy
 import functools
 import random
-import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,7 +21,6 @@ from rung.pipeline.context import CLOSE_FENCE, OPEN_FENCE, format_context, forma
 from rung.tune.example import Example, Lineage
 
 DEFAULT_REFUSAL = "I'm sorry, I can't help with that."
-CITATION = re.compile(r"\[([A-Za-z0-9][A-Za-z0-9_.\-/]*)\]")
 
 
 class Generator(Protocol):
@@ -119,8 +117,16 @@ def cited_sources(ex: Example) -> list[str]:
     meta_sources = ex.metadata.get("sources")
     if isinstance(meta_sources, list):
         ids.extend(str(s) for s in meta_sources)
-    ids.extend(m.group(1) for m in CITATION.finditer(ex.target))
+    ids.extend(cited_docs(ex.target))
     return list(dict.fromkeys(ids))
+
+
+def cited_docs(text: str) -> list[str]:
+    """The documents `text` cites, as the pipeline reads citations ("[doc]", "[doc#2]",
+    "[a, b]", ...): a chunk id counts as its document."""
+    from rung.pipeline.citations import extract_citations
+
+    return list(dict.fromkeys(c.split("#")[0] for c in extract_citations(text)))
 
 
 def tag_value(ex: Example, key: str) -> str | None:

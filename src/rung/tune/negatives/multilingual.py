@@ -41,7 +41,7 @@ from rung.errors import ConfigError
 from rung.models.base import GenerationParams, Message, ProgressCallback, Request
 from rung.pipeline.retrieval.chunking import approx_tokens
 from rung.tune.example import Example
-from rung.tune.negatives._common import (CITATION, count, derive, is_refusal, language, question,
+from rung.tune.negatives._common import (cited_docs, count, derive, is_refusal, language, question,
                                          refusal_phrase, sample_parents, usable_parents)
 
 NAME = "multilingual"
@@ -206,7 +206,7 @@ def _translated(plan: list[tuple[Example, str]], config: RungConfig, table: Temp
                 if not translated:
                     problem = problem or "translator: empty translation"
             messages[i]["content"] = f"{prefix} {translated}".strip()
-        if problem is None and not set(CITATION.findall(parent.target)) <= set(CITATION.findall(messages[-1]["content"])):
+        if problem is None and not set(cited_docs(parent.target)) <= set(cited_docs(messages[-1]["content"])):
             problem = "translator: a [source] citation was lost"
         if problem is not None:
             count(skipped, problem)
