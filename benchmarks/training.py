@@ -209,9 +209,10 @@ def main() -> None:
     hf_logging.set_verbosity_error()
     for name in ("accelerate", "peft", "trl"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    threads = os.environ.get("RUNG_THREADS", "")
-    if threads.isdigit() and int(threads) > 0:
-        torch.set_num_threads(int(threads))
+    from rung.models.local import env_threads
+
+    if (threads := env_threads()) is not None:
+        torch.set_num_threads(threads)
     bf16 = cpu_has_bf16() if args.precision == "auto" else args.precision == "bf16"
 
     root = Path(tempfile.mkdtemp(prefix="rung-bench-training-"))

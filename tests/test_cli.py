@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
-RUNG = [sys.executable, "-m", "rung"]
-
-
-def rung(*args: str, cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}
-    return subprocess.run([*RUNG, *args], capture_output=True, text=True, cwd=cwd, env=env,
-                          timeout=timeout)
+from clirun import run_rung as rung
 
 
 def test_help_is_instant_and_lists_commands():

@@ -4,21 +4,16 @@ store, and the OpenAI-compatible test stub on 127.0.0.1 as the model."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from clirun import run_rung
 
 QUESTIONS = ["refund window", "warranty length", "shipping cost", "support hours",
              "router reset", "storage plans", "thermostat pairing", "invoice copy"]
 
 
-def rung(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}
-    return subprocess.run([sys.executable, "-m", "rung", *args], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=120)
+rung = run_rung
 
 
 @pytest.fixture

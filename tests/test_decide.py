@@ -3,14 +3,14 @@ arithmetic, readiness counts, lineage, and `rung decide` end to end on a real SQ
 
 from __future__ import annotations
 
+import functools
+
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from chromium import needs_chromium, render
+from clirun import run_rung
 
 from rung.config import Constraints
 from rung.decide.checklist import FAIL, PASS, SKIP, STOP
@@ -381,10 +381,7 @@ def _project(tmp_path: Path) -> Path:
     return root
 
 
-def _rung(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200", "RUNG_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "rung", *args], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=120)
+_rung = functools.partial(run_rung, RUNG_THREADS="1")
 
 
 @pytest.fixture(scope="module")
@@ -439,27 +436,16 @@ def test_rung_decide_cli_on_a_real_store(project: Path) -> None:
 
 # ---- Chromium -----------------------------------------------------------------------------------
 
-CHROMIUM = "/usr/bin/chromium"
-
-
 @pytest.mark.chromium
-@pytest.mark.skipif(not Path(CHROMIUM).exists() and shutil.which("chromium") is None,
-                    reason="chromium not installed (make chromium, or apt-get install chromium)")
+@needs_chromium
 def test_decision_page_renders_in_chromium(project: Path, tmp_path: Path) -> None:
-    from test_report import _chromium, _png_colours
-
     r = _rung("decide", "-c", "rung.yaml", "--suite", "eval", "--out", str(tmp_path / "d"),
               cwd=project)
     assert r.returncode == 0, r.stderr
-    page = tmp_path / "d" / "decision.html"
-    png = tmp_path / "decision.png"
-    _chromium(f"--screenshot={png}", "--window-size=1280,2000", page.as_uri(),
-              user_dir=tmp_path / "profile-shot")
+    png, colours, dom = render(tmp_path / "d" / "decision.html", tmp_path, want=(0x1F, 0x7A, 0x4A))
     assert png.is_file() and png.stat().st_size > 10_000
-    colours = _png_colours(png, want=(0x1F, 0x7A, 0x4A))
     assert len(colours) >= 16, "the page rendered blank"
     assert (0x1F, 0x7A, 0x4A) in colours  # the green decision border / pass badges: CSS applied
-    dom = _chromium("--dump-dom", page.as_uri(), user_dir=tmp_path / "profile-dom").stdout
     for element_id in ("decision", "checklist", "candidates", "plots", "costs", "tags",
                        "training", "failures"):
         assert f'id="{element_id}"' in dom

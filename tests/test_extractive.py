@@ -9,6 +9,7 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+from clirun import run_rung
 
 from rung.config import AnswerConfig, CandidateConfig, RetrievalConfig, load_config
 from rung.evals.types import Case
@@ -225,26 +226,14 @@ def test_pipeline_quotes_keeps_refusals_and_hides_sources_from_the_model(project
 
 
 def test_ask_meta_must_be_key_value(project: Path):
-    import os
-    import subprocess
-    import sys
-
-    res = subprocess.run([sys.executable, "-m", "rung", "ask", "-c", str(project / "rung.yaml"),
-                          "-m", "jurisdiction", "hi"], capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200"})
+    res = run_rung("ask", "-c", str(project / "rung.yaml"), "-m", "jurisdiction", "hi")
     assert res.returncode != 0 and "--meta 'jurisdiction': expected KEY=VALUE" in res.stderr + res.stdout
 
 
 @pytest.mark.slow
 def test_ask_shows_citations_in_the_answer(project: Path, stub):
-    import os
-    import subprocess
-    import sys
-
-    res = subprocess.run([sys.executable, "-m", "rung", "ask", "-c", str(project / "rung.yaml"),
-                          "-C", "quote", "--no-cache", "How much is the Arc R6 router?"],
-                         capture_output=True, text=True, timeout=120,
-                         env={**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200"})
+    res = run_rung("ask", "-c", str(project / "rung.yaml"), "-C", "quote", "--no-cache",
+                   "How much is the Arc R6 router?")
     assert res.returncode == 0, res.stderr
     # "[prices#0]" is text, not console markup: it must survive printing
     assert "EUR 149 [prices#0]." in res.stdout

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from clirun import run_rung
 
 from rung.config import CandidateConfig, RetrievalConfig, load_config
 from rung.evals.store import RunStore
@@ -118,9 +117,7 @@ def test_ladder_says_why_it_did_not_climb(tmp_path: Path, stub) -> None:
 
 def test_rung_ladder_command_prints_the_recommendation_and_the_report(tmp_path: Path, stub) -> None:
     write_project(tmp_path, stub, reference="45 days")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}
-    p = subprocess.run([sys.executable, "-m", "rung", "ladder", "-c", "rung.yaml", "--sample", "4"],
-                       capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120)
+    p = run_rung("ladder", "-c", "rung.yaml", "--sample", "4", cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     assert "4 of 8 cases" in p.stdout
     assert "recommendation: Ship level 1" in p.stdout

@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import re
-import shutil
-import struct
-import subprocess
 import xml.etree.ElementTree as ET
-import zlib
 from pathlib import Path
 
 import pytest
+from chromium import needs_chromium, render
 
 from rung.config import GateConfig
 from rung.evals.aggregate import STANDARD_METRICS, aggregate
@@ -22,7 +19,6 @@ from rung.evals.types import Case, CaseResult, RunInfo, RunResult, Score
 from rung.pipeline.answer import Answer, RetrievedChunk, ToolCall, Trace
 
 EVIL = '<script>alert("x")</script>'
-CHROMIUM = "/usr/bin/chromium"
 
 
 def _run(run_id: str, candidate: str, passing: int, latency: float, n: int = 12) -> RunResult:
@@ -133,73 +129,14 @@ def test_markdown_escape() -> None:
 # ---- Chromium ---------------------------------------------------------------------------------
 
 
-def _png_colours(path: Path, enough: int = 16,
-                 want: tuple[int, int, int] | None = None) -> set[tuple[int, ...]]:
-    """Distinct RGB colours of an 8-bit RGB/RGBA PNG, decoded row by row until `enough` are
-    found (and the colour `want`, if given)."""
-    data = path.read_bytes()
-    assert data[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"
-    pos, idat = 8, b""
-    while pos < len(data):
-        (length,) = struct.unpack(">I", data[pos:pos + 4])
-        kind, body = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + length]
-        if kind == b"IHDR":
-            width, height, depth, ctype, _, _, interlace = struct.unpack(">IIBBBBB", body)
-        elif kind == b"IDAT":
-            idat += body
-        pos += 12 + length
-    assert depth == 8 and ctype in (2, 6) and interlace == 0, "unexpected PNG format"
-    bpp = 3 if ctype == 2 else 4
-    raw = zlib.decompress(idat)
-    stride = width * bpp
-    prev = bytearray(stride)
-    colours: set[tuple[int, ...]] = set()
-    for y in range(height):
-        ftype = raw[y * (stride + 1)]
-        line = bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
-        for i in range(stride):
-            a = line[i - bpp] if i >= bpp else 0
-            b = prev[i]
-            c = prev[i - bpp] if i >= bpp else 0
-            if ftype == 1:
-                line[i] = (line[i] + a) & 0xFF
-            elif ftype == 2:
-                line[i] = (line[i] + b) & 0xFF
-            elif ftype == 3:
-                line[i] = (line[i] + (a + b) // 2) & 0xFF
-            elif ftype == 4:
-                p = a + b - c
-                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
-                pred = a if pa <= pb and pa <= pc else (b if pb <= pc else c)
-                line[i] = (line[i] + pred) & 0xFF
-        colours.update(tuple(line[i:i + 3]) for i in range(0, stride, bpp))
-        if len(colours) >= enough and (want is None or want in colours):
-            break
-        prev = line
-    return colours
-
-
-def _chromium(*args: str, user_dir: Path) -> subprocess.CompletedProcess:
-    cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-           "--no-first-run", "--disable-background-networking", "--disable-component-update",
-           "--disable-sync", f"--user-data-dir={user_dir}", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-
-
 @pytest.mark.chromium
-@pytest.mark.skipif(not Path(CHROMIUM).exists() and shutil.which("chromium") is None,
-                    reason="chromium not installed (make chromium, or apt-get install chromium)")
+@needs_chromium
 def test_renders_in_chromium(report, tmp_path: Path) -> None:
-    html_path = report[0].html
-    png = tmp_path / "report.png"
-    _chromium(f"--screenshot={png}", "--window-size=1280,2000", html_path.as_uri(),
-              user_dir=tmp_path / "profile-shot")
+    png, colours, dom = render(report[0].html, tmp_path, want=(0x35, 0x66, 0xB5))
     assert png.is_file() and png.stat().st_size > 10_000
-    colours = _png_colours(png, want=(0x35, 0x66, 0xB5))
     assert len(colours) >= 16, "the page rendered blank"
     assert (0x35, 0x66, 0xB5) in colours  # run 1's colour swatch: styles and SVG were applied
 
-    dom = _chromium("--dump-dom", html_path.as_uri(), user_dir=tmp_path / "profile-dom").stdout
     for element_id in ("summary", "plots", "failures", "gate", "comparison"):
         assert f'id="{element_id}"' in dom
     assert dom.count("<svg") >= 4

@@ -4,13 +4,13 @@ Real files in tmp_path, a real SQLite run store, a real HF dataset saved to disk
 
 from __future__ import annotations
 
+import functools
+
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from clirun import run_rung
 
 from rung.config import BalanceConfig, DataChecksConfig, load_config
 from rung.errors import DataError
@@ -383,10 +383,7 @@ def test_support_desk_example_builds_without_false_leakage():
     assert sum(e.target == cfg.tune.data.refusal_target for e in ds.examples) == 0  # all have references
 
 
-def rung(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "COLUMNS": "200", "RUNG_THREADS": "1"}
-    return subprocess.run([sys.executable, "-m", "rung", *args], capture_output=True, text=True,
-                          cwd=cwd, env=env, timeout=120)
+rung = functools.partial(run_rung, RUNG_THREADS="1")
 
 
 def test_cli_data_build_show_list(project: Path):

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from clirun import run_rung
 
 from rung.config import TrainConfig, load_config
 from rung.errors import AdapterError, ConfigError, RungError
@@ -230,8 +231,7 @@ def test_artifact_for_another_base_is_refused(lora_run, tmp_path):
 @pytest.mark.slow
 def test_rung_adapters_lists_the_artifact(lora_run):
     cfg_file, r, _ = lora_run
-    out = subprocess.run([sys.executable, "-m", "rung", "adapters", "-c", str(cfg_file)], capture_output=True,
-                         text=True, timeout=60, env={**os.environ, "COLUMNS": "250"})
+    out = run_rung("adapters", "-c", str(cfg_file), timeout=60, COLUMNS="250")
     assert out.returncode == 0, out.stderr
     assert r.job.id in out.stdout and "lora" in out.stdout and r.job.dataset_version in out.stdout
     assert "token_f1" in out.stdout
@@ -299,9 +299,8 @@ def test_killed_job_resumes_from_its_last_checkpoint(tmp_path):
 @pytest.mark.slow
 def test_accelerate_launcher_single_cpu_process(tmp_path):
     cfg_file = project(tmp_path)
-    out = subprocess.run([sys.executable, "-m", "rung", "tune", "-c", str(cfg_file), "-C", "desk", "--max-steps",
-                          "1", "--launcher", "accelerate"], capture_output=True, text=True, timeout=300,
-                         env={**os.environ, "RUNG_THREADS": "1", "COLUMNS": "200"})
+    out = run_rung("tune", "-c", str(cfg_file), "-C", "desk", "--max-steps", "1", "--launcher", "accelerate",
+                   timeout=300, RUNG_THREADS="1")
     assert out.returncode == 0, out.stderr[-3000:]
     job = plan_job(load_config(cfg_file), candidate="desk", max_steps=1)
     assert (job.folder / "adapter_model.safetensors").is_file()

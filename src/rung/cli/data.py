@@ -118,9 +118,9 @@ def build(
                                       progress=bar)
     print_card(card, full=False)
     con = console()
-    con.print(f"dataset [bold]{dataset.version}[/]: {len(dataset)} examples "
-              f"(of {card['sourced']} sourced)")
-    con.print(f"saved in {escape(str(datasets_root(cfg) / dataset.version))}")
+    version = dataset.version
+    con.print(f"dataset [bold]{version}[/]: {len(dataset)} examples (of {card['sourced']} sourced)")
+    con.print(f"saved in {escape(str(datasets_root(cfg) / version))}")
 
 
 @data_app.command("show")

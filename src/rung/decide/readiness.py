@@ -76,13 +76,12 @@ class Readiness:
 def assess_readiness(suite: str, cases: Sequence[Case], scorer_types: Iterable[str],
                      constraints: Constraints, evidence: Sequence[Evidence] = ()) -> Readiness:
     """Readiness of `cases` scored by `scorer_types` (as the runner builds them) for the targets."""
+    from rung.evals.runner import implied_scorers
+
     need = constraints.min_cases_per_tag
     types = list(dict.fromkeys(scorer_types))
     cases = list(cases)
-    if any(c.should_refuse is not None for c in cases) and "refusal" not in types:
-        types.append("refusal")  # the runner adds it (rung.evals.runner.build_scorers)
-    if any(c.schema for c in cases) and "schema" not in types:
-        types.append("schema")
+    types += implied_scorers(types, cases)  # as the runner adds them
     r = Readiness(suite=suite, n_cases=len(cases), scorers=types)
     if not cases:
         r.gaps.append(Gap("cases", f"suite {suite!r} has no cases: write at least {need} per tag",

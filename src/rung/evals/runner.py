@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,15 +40,23 @@ def build_scorers(suite_cfg: SuiteConfig, suite: Suite | None = None) -> list[Sc
     """The suite's scorers, plus `usage` always, `refusal` when a case has should_refuse and
     `schema` when a case names a schema (unless the suite already lists them)."""
     specs: list[tuple[str, dict[str, Any]]] = [(s.type, dict(s.model_extra or {})) for s in suite_cfg.scorers]
-    types = {t for t, _ in specs}
-    cases = suite.cases if suite is not None else []
-    if any(c.should_refuse is not None for c in cases) and "refusal" not in types:
-        specs.append(("refusal", {}))
-    if any(c.schema for c in cases) and "schema" not in types:
-        specs.append(("schema", {}))
-    if "usage" not in types:
+    listed = [t for t, _ in specs]
+    specs += [(t, {}) for t in implied_scorers(listed, suite.cases if suite is not None else [])]
+    if "usage" not in listed:
         specs.append(("usage", {}))
     return [build_scorer(t, **params) for t, params in specs]
+
+
+def implied_scorers(listed: Iterable[str], cases: Iterable[Case]) -> list[str]:
+    """The scorers the cases call for that `listed` lacks: `refusal` when a case says
+    should_refuse, `schema` when a case names a schema."""
+    listed, cases = set(listed), list(cases)
+    out = []
+    if any(c.should_refuse is not None for c in cases) and "refusal" not in listed:
+        out.append("refusal")
+    if any(c.schema for c in cases) and "schema" not in listed:
+        out.append("schema")
+    return out
 
 
 def make_context(config: RungConfig, candidate: str | None = None) -> ScoreContext:

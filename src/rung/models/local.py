@@ -90,6 +90,21 @@ def _first_line(e: BaseException) -> str:
     return text[0] if text else type(e).__name__
 
 
+def env_threads() -> int | None:
+    """RUNG_THREADS as a positive int (the torch CPU threads to use), else None."""
+    value = os.environ.get("RUNG_THREADS", "")
+    return int(value) if value.isdigit() and int(value) > 0 else None
+
+
+def _prepare_tokenizer(tok: Any, model_id: str) -> None:
+    """Left padding for batched generation; the eos token pads when there is no pad token."""
+    tok.padding_side = "left"
+    if tok.pad_token_id is None:
+        if tok.eos_token is None:
+            raise ModelError(f"model {model_id}: its tokenizer has neither a pad nor an eos token")
+        tok.pad_token = tok.eos_token
+
+
 class LocalModel:
     """A transformers model (HF folder, GGUF file, hub id or embedded model) with adapters.
 
@@ -98,10 +113,9 @@ class LocalModel:
     def __init__(self, path: str = EMBEDDED_LLM, *, root: Path | None = None, gguf_file: str | None = None,
                  dtype: str = "auto", device: str = "auto", max_batch_size: int = 8,
                  adapters: dict[str, str | Path] | None = None, threads: int | None = None) -> None:
-        env_threads = os.environ.get("RUNG_THREADS", "")
         # CPU threads: set it when the machine is shared (oversubscribed torch threads spin and
         # can be 10x slower); None keeps torch's default (one per core)
-        self.threads = threads or (int(env_threads) if env_threads.isdigit() and int(env_threads) > 0 else None)
+        self.threads = threads or env_threads()
         self.resolved: ResolvedModel = resolve_llm(path, root, gguf_file)
         self.max_batch_size = max_batch_size
         self._dtype_cfg = dtype
@@ -131,16 +145,12 @@ class LocalModel:
         """A LocalModel that answers with an already loaded module (for instance a model being
         trained, PEFT wrapper included) through the same generation code; `path` names its base.
         It has no adapters of its own (requests must use adapter None)."""
-        import torch
-
         obj = cls(path, root=root, gguf_file=gguf_file, max_batch_size=max_batch_size)
-        tokenizer.padding_side = "left"
-        if tokenizer.pad_token_id is None:
-            tokenizer.pad_token = tokenizer.eos_token
+        _prepare_tokenizer(tokenizer, obj.model_id)
         param = next(module.parameters())
         obj._model, obj._tok, obj._stack = module, tokenizer, _FixedModule(module)
         obj.device = str(param.device)
-        obj.dtype = str(param.dtype).removeprefix("torch.") if param.dtype != torch.float32 else "float32"
+        obj.dtype = str(param.dtype).removeprefix("torch.")
         return obj
 
     def _adapter_path(self, p: str | Path) -> Path:
@@ -205,11 +215,7 @@ class LocalModel:
         except (ValueError, KeyError, RuntimeError) as e:
             raise ModelError(f"model {self.model_id}: could not be loaded: {_first_line(e)}") from e
         model.to(device).eval()
-        tok.padding_side = "left"
-        if tok.pad_token_id is None:
-            if tok.eos_token is None:
-                raise ModelError(f"model {self.model_id}: its tokenizer has neither a pad nor an eos token")
-            tok.pad_token = tok.eos_token
+        _prepare_tokenizer(tok, self.model_id)
         stack = AdapterStack(model, self.model_id, device)
         for name, path in self._adapter_paths.items():
             stack.add(name, path)

@@ -112,14 +112,15 @@ class Dataset:
 
     def save(self, root: str | Path, card: dict[str, Any] | None = None) -> Path:
         """Write `<root>/<version>/examples.jsonl` (+ card.json) atomically; returns the folder."""
-        folder = Path(root) / self.version
+        version = self.version  # a hash over every example: computed once
+        folder = Path(root) / version
         folder.mkdir(parents=True, exist_ok=True)
         tmp = folder / "examples.jsonl.tmp"
         with tmp.open("w", encoding="utf-8") as f:
             for ex in self.examples:
                 f.write(json.dumps(ex.to_dict(), ensure_ascii=False) + "\n")
         tmp.replace(folder / "examples.jsonl")
-        meta = {"name": self.name, "version": self.version, "examples": len(self.examples)}
+        meta = {"name": self.name, "version": version, "examples": len(self.examples)}
         if card is not None:
             meta["card"] = card
         (folder / "card.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False), encoding="utf-8")

@@ -96,11 +96,12 @@ def _fresh_accelerate_state() -> None:
 
 
 def _set_threads() -> None:
-    env = os.environ.get("RUNG_THREADS", "")
-    if env.isdigit() and int(env) > 0:
+    from rung.models.local import env_threads
+
+    if (n := env_threads()) is not None:
         import torch
 
-        torch.set_num_threads(int(env))
+        torch.set_num_threads(n)
 
 
 def _append(path: Path, record: dict[str, Any]) -> None:
