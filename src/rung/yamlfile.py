@@ -19,11 +19,22 @@ def syntax_error(e: yaml.YAMLError, shown: str) -> tuple[str, str]:
     return where, str(getattr(e, "problem", None) or e)
 
 
+def load_with_nodes(text: str) -> tuple[Any, yaml.Node | None]:
+    """The data (as yaml.safe_load gives it) and the node tree of a YAML text, in one parse;
+    yaml.YAMLError when it is not valid YAML."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        return (loader.construct_document(node) if node is not None else None), node
+    finally:
+        loader.dispose()
+
+
 def parse_yaml(text: str, shown: str) -> tuple[Any, yaml.Node | None]:
     """The data and the node tree (for line numbers) of a YAML text; ConfigError naming
     `shown:line` when it is not valid YAML."""
     try:
-        return yaml.safe_load(text), yaml.compose(text)
+        return load_with_nodes(text)
     except yaml.YAMLError as e:
         where, problem = syntax_error(e, shown)
         raise ConfigError(f"{where}: not valid YAML: {problem}") from None

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, Valida
 
 from rung.errors import SuiteError, did_you_mean
 from rung.evals.types import Case
-from rung.yamlfile import line_of, syntax_error
+from rung.yamlfile import line_of, load_with_nodes, syntax_error
 
 MAX_ERRORS = 20
 SUFFIXES = (".jsonl", ".yaml", ".yml")
@@ -274,8 +274,7 @@ def _read_jsonl(path: Path, shown: str, out: _Collector) -> None:
 def _read_yaml(path: Path, shown: str, out: _Collector) -> None:
     text = path.read_text(encoding="utf-8")
     try:
-        root = yaml.compose(text)
-        data = yaml.safe_load(text)
+        data, root = load_with_nodes(text)
     except yaml.YAMLError as e:
         where, problem = syntax_error(e, shown)
         out.error(where, f"not valid YAML: {problem}")
