@@ -251,6 +251,39 @@ def test_adapters_per_request_in_one_call(adapted, greedy):
     assert [c.adapter for c in out] == [r.adapter for r in reqs]  # back in request order
 
 
+def _first_logits(module, enc):
+    import torch
+
+    with torch.inference_mode():
+        out = module.generate(**enc, max_new_tokens=1, do_sample=False, output_logits=True,
+                              return_dict_in_generate=True, pad_token_id=0)
+    return out.logits[0]
+
+
+@pytest.mark.slow
+def test_each_resident_adapter_is_applied_by_generate(adapted, adapter_dirs, model):
+    """Proof, not greedy strings: the logits generate() computes with each resident adapter equal
+    the logits of that adapter alone on a fresh base (PEFT's forward), and differ from the base.
+    (transformers 5.25 + PEFT 0.21 dropped a prefix-tuned adapter's prefix in generate().)"""
+    import torch
+    from peft import PeftModel
+
+    tok = adapted._tok
+    prompts = [adapted.prompt_ids([{"role": "user", "content": q}]) for q in QUESTIONS[:3]]
+    enc = tok.pad({"input_ids": prompts}, padding=True, return_tensors="pt")
+    with adapted._stack.use(None) as base:
+        base_logits = _first_logits(base, enc)
+    for name in ("a", "b", "prefix"):
+        with adapted._stack.use(name) as module:
+            served = _first_logits(module, enc)
+        alone = PeftModel.from_pretrained(_base(model), str(adapter_dirs[name])).eval()
+        for row, ids in enumerate(prompts):  # one prompt at a time, no padding: the reference
+            with torch.inference_mode():
+                ref = alone(input_ids=torch.tensor([ids])).logits[0, -1]
+            assert torch.allclose(served[row], ref, atol=1e-3), f"adapter {name!r}: served logits differ from the adapter alone"
+            assert (served[row] - base_logits[row]).abs().max() > 1e-2, f"adapter {name!r} answers like the base"
+
+
 @pytest.mark.slow
 def test_prefix_tuning_batched_equals_one_by_one(adapted):
     reqs = [ask(q, "prefix", max_new_tokens=6) for q in (QUESTIONS[0], QUESTIONS[3], QUESTIONS[2])]

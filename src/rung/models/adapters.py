@@ -261,6 +261,7 @@ class AdapterStack:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise AdapterError(f"adapter {name!r} ({path}): PEFT could not load it: {first}") from None
         if info.is_prompt_learning:
+            bridge_cache_name(holder)
             self._prompt[info.peft_type] = holder
         else:
             self._lora = holder
@@ -287,3 +288,49 @@ class AdapterStack:
         holder.set_adapter(self._internal[name])
         with lora_off:
             yield holder
+
+
+def bridge_cache_name(holder: Any) -> None:
+    """Make PEFT's prompt-learning generation work where transformers renamed the generation cache.
+
+    transformers 5.25 passes the KV cache to prepare_inputs_for_generation / forward as `cache`
+    (`past_key_values` is deprecated); PEFT 0.21 still reads and writes `past_key_values`. So PEFT
+    never sees the cache, puts the prefix's keys and values under the old name, and the model,
+    given both, keeps the empty `cache` and drops the prefix: every prefix-tuned adapter silently
+    answers exactly like the base model. This renames the cache to the old name for PEFT's logic and
+    back to the new one for the model. A no-op where the base model does not take `cache`."""
+    import functools
+    import inspect
+
+    base_prepare = getattr(holder, "base_model_prepare_inputs_for_generation", None)
+    peft_prepare = getattr(holder, "prepare_inputs_for_generation", None)
+    if base_prepare is None or peft_prepare is None or getattr(peft_prepare, "_rung_bridged", False):
+        return
+    try:
+        takes_cache = "cache" in inspect.signature(base_prepare).parameters
+    except (TypeError, ValueError):
+        return
+    if not takes_cache:
+        return
+
+    @functools.wraps(base_prepare)
+    def base_side(*args: Any, **kwargs: Any) -> Any:
+        if "past_key_values" in kwargs and "cache" not in kwargs:
+            kwargs["cache"] = kwargs.pop("past_key_values")
+        out = base_prepare(*args, **kwargs)
+        if "cache" in out and "past_key_values" not in out:
+            out["past_key_values"] = out.pop("cache")
+        return out
+
+    @functools.wraps(peft_prepare)
+    def peft_side(*args: Any, **kwargs: Any) -> Any:
+        if "cache" in kwargs and "past_key_values" not in kwargs:
+            kwargs["past_key_values"] = kwargs.pop("cache")
+        out = peft_prepare(*args, **kwargs)
+        if "past_key_values" in out and "cache" not in out:
+            out["cache"] = out.pop("past_key_values")
+        return out
+
+    peft_side._rung_bridged = True  # type: ignore[attr-defined]
+    holder.base_model_prepare_inputs_for_generation = base_side
+    holder.prepare_inputs_for_generation = peft_side

@@ -355,6 +355,11 @@ class _FixedModule:
     """The adapter stack of LocalModel.from_loaded: always the one module it was given."""
 
     def __init__(self, module: Any) -> None:
+        from rung.models.adapters import bridge_cache_name
+
+        config = getattr(module, "active_peft_config", None)
+        if getattr(config, "is_prompt_learning", False):
+            bridge_cache_name(module)  # a prefix-tuned module being trained, evaluated as it is
         self.module = module
         self.infos: dict[str, Any] = {}
         self.warnings: list[str] = []
