@@ -12,6 +12,7 @@ from rung.config.candidates import CandidateConfig, CorpusConfig
 from rung.config.constraints import Constraints
 from rung.config.models import ModelConfig
 from rung.config.suites import GateConfig, SuiteConfig
+from rung.config.operations import DriftConfig, MonitorConfig, RefreshConfig, RolloutConfig
 from rung.config.tune import TuneConfig
 from rung.errors import ConfigError, did_you_mean
 from rung.yamlfile import parse_yaml, validation_message
@@ -39,6 +40,11 @@ class RungConfig(_Strict):
     schemas: dict[str, str] = Field(default_factory=dict)  # name -> JSON Schema file or "module:PydanticModel"
     embedder: str = EMBEDDED_EMBEDDER
     judge: str | None = None  # name of a model in `models` used as LLM judge
+    # after shipping (rung.ops): rollouts, alert rules, drift, continuous training
+    rollout: RolloutConfig = Field(default_factory=RolloutConfig)
+    monitor: MonitorConfig = Field(default_factory=MonitorConfig)
+    drift: DriftConfig = Field(default_factory=DriftConfig)
+    refresh: RefreshConfig = Field(default_factory=RefreshConfig)
 
     # set by load_config, not part of the file
     root: Path = Field(default=Path("."), exclude=True)
