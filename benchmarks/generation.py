@@ -43,7 +43,7 @@ PROMPTS = [
 def child(mode: str, threads: int | None, tokens: int, n_prompts: int) -> dict:
     import torch
 
-    from rung.models.base import GenerationParams, Request
+    from rung.models.base import GenerationParams, GenRequest
     from rung.models.local import LocalModel
 
     if threads:
@@ -53,7 +53,7 @@ def child(mode: str, threads: int | None, tokens: int, n_prompts: int) -> dict:
     model = LocalModel(EMBEDDED, dtype=dtype, device="cpu", max_batch_size=n_prompts).load()
     load_s = time.perf_counter() - t0
     params = GenerationParams(max_new_tokens=tokens)
-    reqs = [Request.chat([{"role": "user", "content": p}], params) for p in PROMPTS[:n_prompts]]
+    reqs = [GenRequest.chat([{"role": "user", "content": p}], params) for p in PROMPTS[:n_prompts]]
     ctx = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if mode == "bf16-autocast" \
         else contextlib.nullcontext
     with ctx():

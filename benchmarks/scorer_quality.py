@@ -30,12 +30,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from rung.evals.claims import split_sentences
-from rung.evals.refusal_detect import detect_refusal, refusal_similarity
+from rung.core import Answer, Case, RetrievedChunk, Trace
 from rung.evals.scorers.base import ScoreContext
 from rung.evals.scorers.groundedness import GroundednessScorer, SupportChecker, embed
-from rung.evals.types import Case
-from rung.pipeline.answer import Answer, RetrievedChunk, Trace
+from rung.text.claims import split_sentences
+from rung.text.refusal import detect_refusal, refusal_similarity
 
 SEED = 20240611
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from rung.core import Answer, Case, Score
 from rung.errors import ConfigError
 from rung.evals.aggregate import STANDARD_METRICS, aggregate, bootstrap_ci
-from rung.evals.types import Case, CaseResult, RunInfo, RunResult, Score
-from rung.pipeline.answer import Answer
+from rung.evals.types import CaseResult, RunInfo, RunResult
 
 
 def _run(rows: list[dict], *, price_in: float = 0.0, price_out: float = 0.0,

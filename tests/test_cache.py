@@ -13,7 +13,7 @@ import pytest
 
 from rung.config import ModelConfig, RungConfig
 from rung.errors import ConfigError, StoreError
-from rung.models.base import Completion, GenerationParams, Model, Request, request_key
+from rung.models.base import Completion, GenerationParams, GenRequest, Model, request_key
 from rung.models.cache import CachedModel, ResponseCache
 from rung.models.factory import load_model, load_project_model
 from rung.models.openai import OpenAIModel
@@ -28,8 +28,8 @@ def _completion(text: str, **kw: object) -> Completion:
     return Completion(text=text, **fields)
 
 
-def _ask(text: str, adapter: str | None = None, **params: object) -> Request:
-    return Request.chat([{"role": "user", "content": text}],
+def _ask(text: str, adapter: str | None = None, **params: object) -> GenRequest:
+    return GenRequest.chat([{"role": "user", "content": text}],
                         GenerationParams(**params), adapter)  # type: ignore[arg-type]
 
 
@@ -142,7 +142,7 @@ def test_second_generate_makes_no_server_calls(stub: Stub, tmp_path: Path, param
     _ask("hello", adapter="lora-a"),
     _ask("hello", max_new_tokens=7),
 ])
-def test_anything_that_changes_the_output_misses(stub: Stub, tmp_path: Path, changed: Request) -> None:
+def test_anything_that_changes_the_output_misses(stub: Stub, tmp_path: Path, changed: GenRequest) -> None:
     model = _cached(stub, tmp_path)
     model.generate([_ask("hello")])
     assert model.generate([_ask("hello")])[0].cached
@@ -190,7 +190,7 @@ class _Flaky:
     def adapters(self) -> list[str]:
         return []
 
-    def generate(self, requests: list[Request], progress: object = None) -> list[Completion]:
+    def generate(self, requests: list[GenRequest], progress: object = None) -> list[Completion]:
         self.calls.append(len(requests))
         out = []
         for r in requests:

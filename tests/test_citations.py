@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rung.evals.refusal_detect import detect_refusal
-from rung.pipeline.answer import RetrievedChunk
+from rung.core import RetrievedChunk
 from rung.pipeline.citations import (
     DEFAULT_REFUSAL,
     canonical_citations,
@@ -14,6 +13,7 @@ from rung.pipeline.citations import (
     extract_citations,
     strip_citation_markers,
 )
+from rung.text.refusal import detect_refusal
 
 CHUNKS = [
     RetrievedChunk("refund-policy-eu-v3#2", "refund-policy-eu-v3", "EU refunds within 14 days."),

@@ -7,11 +7,11 @@ import random
 import pytest
 
 from rung.config import GateConfig
+from rung.core import Answer, Case, Score
 from rung.evals.aggregate import STANDARD_METRICS, aggregate
 from rung.evals.compare import compare
 from rung.evals.gate import ALLOWED_NOT_MEASURED, NOT_MEASURED, evaluate_gate
-from rung.evals.types import Case, CaseResult, RunInfo, RunResult, Score
-from rung.pipeline.answer import Answer
+from rung.evals.types import CaseResult, RunInfo, RunResult
 
 
 def _run(run_id: str, rows: dict[str, dict[str, float | None]], *,

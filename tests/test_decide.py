@@ -13,13 +13,13 @@ from chromium import needs_chromium, render
 from clirun import run_rung
 
 from rung.config import Constraints
+from rung.core import Case
 from rung.decide.checklist import FAIL, PASS, SKIP, STOP
 from rung.decide.cost import candidate_cost
 from rung.decide.evidence import ArtifactInfo, Evidence, Gain, read_artifact
 from rung.decide.readiness import Readiness, assess_readiness
 from rung.decide.recommend import decide_from_evidence
 from rung.evals.aggregate import MetricSummary, RunSummary, TagSummary
-from rung.evals.types import Case
 
 # ---- synthetic evidence -----------------------------------------------------------------------
 
@@ -331,10 +331,10 @@ constraints:
 
 
 def _project(tmp_path: Path) -> Path:
+    from rung.core import Answer, RetrievedChunk, Score, Trace
     from rung.evals.store import RunStore
     from rung.evals.suite import load_suite
-    from rung.evals.types import CaseResult, RunInfo, Score
-    from rung.pipeline.answer import Answer, RetrievedChunk, Trace
+    from rung.evals.types import CaseResult, RunInfo
 
     root = tmp_path / "proj"
     (root / "adapters" / "tone").mkdir(parents=True)

@@ -25,7 +25,7 @@ import pytest
 import yaml
 
 from rung.config import load_config
-from rung.evals.types import Case
+from rung.core import Case
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "support-desk"
 CASE_KEYS = {"id", "input", "messages", "reference", "should_refuse", "sources", "tags", "metadata", "schema"}

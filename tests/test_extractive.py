@@ -12,8 +12,7 @@ import pytest
 from clirun import run_rung
 
 from rung.config import AnswerConfig, CandidateConfig, RetrievalConfig, load_config
-from rung.evals.types import Case
-from rung.pipeline.answer import RetrievedChunk
+from rung.core import Case, RetrievedChunk
 from rung.pipeline.extractive import evidence_units, extract_answer, rank_evidence
 
 

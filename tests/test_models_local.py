@@ -15,8 +15,8 @@ import pytest
 
 from rung.config import ModelConfig
 from rung.errors import AdapterError, ModelNotFoundError
-from rung.models.base import GenerationParams, Model, Request
 from rung.models.adapters import base_name_differs, read_adapter
+from rung.models.base import GenerationParams, GenRequest, Model
 from rung.models.local import LocalModel, choose_dtype, plan_batches
 
 EMBEDDED = "embedded:smollm2-135m-instruct"
@@ -28,17 +28,17 @@ QUESTIONS = [
 ]
 
 
-def ask(q: str, adapter: str | None = None, **params) -> Request:
+def ask(q: str, adapter: str | None = None, **params) -> GenRequest:
     params.setdefault("max_new_tokens", 12)
-    return Request.chat([{"role": "user", "content": q}], GenerationParams(**params), adapter)
+    return GenRequest.chat([{"role": "user", "content": q}], GenerationParams(**params), adapter)
 
 
 # ---------------------------------------------------------------- fast: no model
 
 def test_plan_batches_groups_sorts_and_cuts():
     greedy, sampled = GenerationParams(), GenerationParams(temperature=0.7)
-    reqs = [Request((), greedy, None), Request((), greedy, "a"), Request((), greedy, None),
-            Request((), sampled, None), Request((), greedy, None), Request((), greedy, "a")]
+    reqs = [GenRequest((), greedy, None), GenRequest((), greedy, "a"), GenRequest((), greedy, None),
+            GenRequest((), sampled, None), GenRequest((), greedy, None), GenRequest((), greedy, "a")]
     lengths = [30, 5, 10, 7, 20, 50]
     batches = plan_batches(reqs, lengths, max_batch_size=2)
     assert batches == [[2, 4], [0], [1, 5], [3]]

@@ -10,7 +10,7 @@ from openai_stub import Stub, answer_text
 
 from rung.config import ModelConfig
 from rung.errors import EndpointError
-from rung.models.base import GenerationParams, Model, Request
+from rung.models.base import GenerationParams, GenRequest, Model
 from rung.models.openai import OpenAIModel
 
 
@@ -21,8 +21,8 @@ def _model(stub: Stub, **overrides: object) -> OpenAIModel:
     return OpenAIModel.from_config(ModelConfig(**fields), backoff_s=0.01)
 
 
-def _ask(text: str, **params: object) -> Request:
-    return Request.chat([{"role": "system", "content": "be brief"}, {"role": "user", "content": text}],
+def _ask(text: str, **params: object) -> GenRequest:
+    return GenRequest.chat([{"role": "system", "content": "be brief"}, {"role": "user", "content": text}],
                         GenerationParams(**params))  # type: ignore[arg-type]
 
 
@@ -60,7 +60,7 @@ def test_parameters_reach_the_server(stub: Stub) -> None:
 
 def test_adapter_name_goes_in_the_model_field(stub: Stub) -> None:
     model = _model(stub)
-    base, tuned = model.generate([_ask("hi"), Request.chat([{"role": "user", "content": "hi"}],
+    base, tuned = model.generate([_ask("hi"), GenRequest.chat([{"role": "user", "content": "hi"}],
                                                            adapter="support-lora")])
     assert [r["model"] for r in stub.state.requests] in (["stub-model", "support-lora"],
                                                          ["support-lora", "stub-model"])
@@ -95,7 +95,7 @@ def test_retries_exhausted(stub: Stub) -> None:
 
 def test_client_error_is_not_retried(stub: Stub) -> None:
     with pytest.raises(EndpointError, match=r"answered 400 Bad Request: messages must not be empty"):
-        _model(stub).generate([Request.chat([])])
+        _model(stub).generate([GenRequest.chat([])])
     assert stub.state.chat_calls == 1
 
 

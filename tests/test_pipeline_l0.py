@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from rung.config import load_config
-from rung.evals.types import Case
+from rung.core import Case
 
 pytestmark = pytest.mark.slow
 

@@ -8,9 +8,8 @@ from pathlib import Path
 import pytest
 
 from rung.config import CandidateConfig, PromptConfig, RungConfig
+from rung.core import Case, RetrievedChunk
 from rung.errors import ConfigError
-from rung.evals.types import Case
-from rung.pipeline.answer import RetrievedChunk
 from rung.pipeline.context import CLOSE_FENCE, format_context, neutralise
 from rung.pipeline.prompt import PromptBuilder, load_blocks
 

@@ -10,13 +10,13 @@ import pytest
 from chromium import needs_chromium, render
 
 from rung.config import GateConfig
+from rung.core import Answer, Case, RetrievedChunk, Score, ToolCall, Trace
 from rung.evals.aggregate import STANDARD_METRICS, aggregate
 from rung.evals.compare import compare
 from rung.evals.gate import evaluate_gate
 from rung.evals.plots import latency_boxes, metric_bars, quality_scatter
 from rung.evals.report import failing_cases, md_escape, write_report
-from rung.evals.types import Case, CaseResult, RunInfo, RunResult, Score
-from rung.pipeline.answer import Answer, RetrievedChunk, ToolCall, Trace
+from rung.evals.types import CaseResult, RunInfo, RunResult
 
 EVIL = '<script>alert("x")</script>'
 

@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 
 from rung.config import CandidateConfig, GenerationConfig, ModelConfig, Price
+from rung.core import Case, Score
 from rung.errors import EndpointError, StoreError
 from rung.evals.runner import run_suite, score_answer
 from rung.evals.scorers.base import FunctionScorer, ScoreContext
 from rung.evals.store import RunStore
 from rung.evals.suite import Suite, load_suite
-from rung.evals.types import Case, Score
-from rung.models.base import Completion, Request
+from rung.models.base import Completion, GenRequest
 from rung.models.cache import CachedModel, ResponseCache
 from rung.models.openai import OpenAIModel
 from rung.pipeline.candidate import candidate_hash, candidate_level
@@ -46,7 +46,7 @@ class CountingModel:
     def adapters(self) -> list[str]:
         return self.inner.adapters()
 
-    def generate(self, requests: list[Request], progress=None) -> list[Completion]:
+    def generate(self, requests: list[GenRequest], progress=None) -> list[Completion]:
         self.batches.append(len(requests))
         return self.inner.generate(requests, progress)
 
@@ -252,7 +252,7 @@ def test_resume_a_named_run_checks_candidate_and_suite(tmp_path, stub):
 
 def test_score_answer_keeps_every_score():
     case = Case(id="a", input="x")
-    from rung.pipeline.answer import Answer
+    from rung.core import Answer
 
     scores = score_answer(case, Answer(text="x"), [FunctionScorer("two", lambda c, a: [
         Score("s1", 1.0), Score("s2", 0.0, higher_is_better=False)])], ScoreContext())

@@ -6,12 +6,11 @@ from dataclasses import dataclass
 
 import pytest
 
+from rung.core import Answer, Case, RetrievedChunk, Trace
 from rung.errors import ScorerError
-from rung.evals.claims import SourceFacts, extract_facts, missing_facts, split_claims
 from rung.evals.scorers import ScoreContext, build_scorer
-from rung.evals.types import Case
-from rung.models.base import Completion, Request
-from rung.pipeline.answer import Answer, RetrievedChunk, Trace
+from rung.models.base import Completion, GenRequest
+from rung.text.claims import SourceFacts, extract_facts, missing_facts, split_claims
 
 REFUNDS = RetrievedChunk("refunds#1", "refunds", "Customers can return unused items within 30 days of delivery "
                          "for a full refund. Refunds are issued to the original payment method within "
@@ -126,7 +125,7 @@ class RuleJudge:
     def adapters(self) -> list[str]:
         return []
 
-    def generate(self, requests: list[Request], progress=None) -> list[Completion]:  # noqa: ANN001
+    def generate(self, requests: list[GenRequest], progress=None) -> list[Completion]:  # noqa: ANN001
         if self.fail:
             raise RuntimeError("endpoint down")
         outs = []
@@ -214,10 +213,9 @@ def test_embedding_does_not_rescue_an_invented_number(ctx: ScoreContext) -> None
 
 
 def test_facts_from_the_question_are_not_hallucinations():
+    from rung.core import Answer, Case, RetrievedChunk, Trace
     from rung.evals.scorers.base import ScoreContext
     from rung.evals.scorers.groundedness import GroundednessScorer
-    from rung.evals.types import Case
-    from rung.pipeline.answer import Answer, RetrievedChunk, Trace
 
     chunk = RetrievedChunk(id="ship#0", doc_id="ship", text="Standard shipping to any EU country is free for orders over EUR 50.")
     answer = Answer(text="Shipping to Italy is free for orders over EUR 50.", trace=Trace(retrieved=[chunk]))

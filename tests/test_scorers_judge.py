@@ -11,23 +11,22 @@ from collections.abc import Callable
 
 import pytest
 
+from rung.core import Answer, Case
 from rung.errors import EndpointError, ScorerError
 from rung.evals.scorers import build_scorer
 from rung.evals.scorers.base import ScoreContext
 from rung.evals.scorers.judge import NO_JUDGE, parse_verdict
-from rung.evals.types import Case
-from rung.models.base import Completion, ProgressCallback, Request
+from rung.models.base import Completion, GenRequest, ProgressCallback
 from rung.models.cache import CachedModel, ResponseCache
-from rung.pipeline.answer import Answer
 
 
 class ScriptedJudge:
     """Model protocol; reply(request) -> text, or raises; records every request it gets."""
 
-    def __init__(self, reply: Callable[[Request], str] | str, error: str | None = None) -> None:
+    def __init__(self, reply: Callable[[GenRequest], str] | str, error: str | None = None) -> None:
         self.reply = reply if callable(reply) else (lambda _r: reply)
         self.error = error
-        self.requests: list[Request] = []
+        self.requests: list[GenRequest] = []
         self.calls: list[int] = []  # batch size of each generate call
 
     @property
@@ -40,7 +39,7 @@ class ScriptedJudge:
     def adapters(self) -> list[str]:
         return []
 
-    def generate(self, requests: list[Request], progress: ProgressCallback | None = None) -> list[Completion]:
+    def generate(self, requests: list[GenRequest], progress: ProgressCallback | None = None) -> list[Completion]:
         self.requests.extend(requests)
         self.calls.append(len(requests))
         out = []
@@ -120,7 +119,7 @@ def test_unparsable_is_not_measured(reply, scale):
 
 
 def test_judge_exception_and_error_completion_are_not_measured():
-    def boom(_r: Request) -> str:
+    def boom(_r: GenRequest) -> str:
         raise EndpointError("http://127.0.0.1:9/v1: connection refused")
 
     s, _ = judge_score(boom)
@@ -149,7 +148,7 @@ def test_prompt_contents_and_greedy_decoding():
 
 
 def test_batch_is_one_generate_call_and_reports_progress():
-    def grade(r: Request) -> str:
+    def grade(r: GenRequest) -> str:
         graded = r.messages[-1]["content"].split("Answer to grade:")[1].split("Rubric:")[0]
         return "VERDICT: PASS" if "30" in graded else "VERDICT: FAIL"
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from rung.core import Answer, Case
 from rung.errors import ScorerError
-from rung.evals.refusal_detect import detect_refusal, is_refusal_sentence, non_refusal_part
 from rung.evals.scorers import ScoreContext, build_scorer
-from rung.evals.types import Case
-from rung.pipeline.answer import Answer
+from rung.text.refusal import detect_refusal, is_refusal_sentence, non_refusal_part
 
 
 @pytest.mark.parametrize(("text", "lang"), [

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from rung.core import Answer, Case, RetrievedChunk, Score, Trace
 from rung.errors import ScorerError
 from rung.evals.scorers.base import ScoreContext
 from rung.evals.scorers.retrieval import RetrievalScorer
-from rung.evals.types import Case, Score
-from rung.pipeline.answer import Answer, RetrievedChunk, Trace
 
 
 def answer_with(*doc_ids: str) -> Answer:
@@ -52,7 +51,7 @@ def test_case_without_sources_is_not_measured() -> None:
 
 
 def test_sources_but_nothing_retrieved() -> None:
-    from rung.pipeline.answer import Trace
+    from rung.core import Trace
 
     searched = Answer(text="retrieval found nothing", trace=Trace(events=[{"type": "retrieval", "chunks": 0}]))
     got = scores(Case(id="c", input="q", sources=["a"]), searched)

@@ -10,14 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from rung.core import Answer, Case, RetrievedChunk, Score, Trace
 from rung.errors import ScorerError
-from rung.evals.pii import find_pii, iban_ok, luhn_ok
 from rung.evals.scorers import build_scorer
 from rung.evals.scorers.base import ScoreContext
 from rung.evals.scorers.safety import find_violations, parse_guard_verdict
-from rung.evals.types import Case, Score
-from rung.models.base import Completion, ProgressCallback, Request
-from rung.pipeline.answer import Answer, RetrievedChunk, Trace
+from rung.models.base import Completion, GenRequest, ProgressCallback
+from rung.text.pii import find_pii, iban_ok, luhn_ok
 
 
 def safety(text: str, question: str = "Hi", sources: tuple[str, ...] = (), ctx: ScoreContext | None = None,
@@ -149,7 +148,7 @@ class ScriptedGuard:
 
     def __init__(self, reply: str | Exception) -> None:
         self.reply = reply
-        self.requests: list[Request] = []
+        self.requests: list[GenRequest] = []
 
     @property
     def model_id(self) -> str:
@@ -161,7 +160,7 @@ class ScriptedGuard:
     def adapters(self) -> list[str]:
         return []
 
-    def generate(self, requests: list[Request], progress: ProgressCallback | None = None) -> list[Completion]:
+    def generate(self, requests: list[GenRequest], progress: ProgressCallback | None = None) -> list[Completion]:
         self.requests.extend(requests)
         if isinstance(self.reply, Exception):
             raise self.reply

@@ -9,14 +9,13 @@ from pathlib import Path
 import pytest
 
 from rung.config import load_config
+from rung.core import Answer, Case, Score
+from rung.core.schemas import load_schemas
 from rung.errors import ConfigError, ScorerError
-from rung.evals.jsonx import JSONExtractError, extract_json
-from rung.evals.schemas import load_schemas
 from rung.evals.scorers import build_scorer
 from rung.evals.scorers.base import ScoreContext
-from rung.evals.textnorm import contains, normalize
-from rung.evals.types import Case, Score
-from rung.pipeline.answer import Answer
+from rung.text.jsonx import JSONExtractError, extract_json
+from rung.text.textnorm import contains, normalize
 
 
 def case(**kw) -> Case:
@@ -198,7 +197,7 @@ def test_json_match_not_measured_paths():
 
 def test_python_scorer_all_return_kinds(tmp_path, monkeypatch):
     (tmp_path / "my_checks.py").write_text(textwrap.dedent("""
-        from rung.evals.types import Score
+        from rung.core import Score
         def mentions_ref(case, answer):
             return case.reference.lower() in answer.text.lower()
         def length_share(case, answer):

@@ -8,10 +8,10 @@ import sqlite3
 
 import pytest
 
+from rung.core import Answer, Case, RetrievedChunk, Score, ToolCall, Trace
 from rung.errors import StoreError
 from rung.evals.store import RunStore, new_run_id, read_run_file
-from rung.evals.types import Case, CaseResult, RunInfo, Score
-from rung.pipeline.answer import Answer, RetrievedChunk, ToolCall, Trace
+from rung.evals.types import CaseResult, RunInfo
 
 
 def info(run_id: str = "", candidate: str = "L0", chash: str = "c" * 64, shash: str = "s" * 64) -> RunInfo:

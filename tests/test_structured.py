@@ -10,9 +10,9 @@ import pytest
 from pydantic import BaseModel
 
 from rung.config import CandidateConfig, RungConfig
+from rung.core import Case
 from rung.errors import ConfigError
-from rung.evals.types import Case
-from rung.models.base import Completion, GenerationParams, Model, Request
+from rung.models.base import Completion, GenerationParams, GenRequest, Model
 from rung.pipeline.jsonrepair import repair_json
 from rung.pipeline.structured import STATUSES, SchemaEnforcer, SchemaRejected, enforce_batch, status_counts
 
@@ -29,7 +29,7 @@ class ScriptedModel:
 
     def __init__(self, script: dict[str, list[str | None]]) -> None:
         self.script = script
-        self.calls: list[list[Request]] = []
+        self.calls: list[list[GenRequest]] = []
 
     @property
     def model_id(self) -> str:
@@ -59,8 +59,8 @@ class ScriptedModel:
         return out
 
 
-def _ask(question: str) -> Request:
-    return Request.chat([{"role": "system", "content": "Triage."}, {"role": "user", "content": question}],
+def _ask(question: str) -> GenRequest:
+    return GenRequest.chat([{"role": "system", "content": "Triage."}, {"role": "user", "content": question}],
                         GenerationParams(max_new_tokens=64))
 
 
@@ -235,7 +235,7 @@ def test_embedded_model_triage_through_enforce_batch(local_model):
     cases = [Case(id="a", input="My Ember T2 thermostat shows error E4 and the heating is off."),
              Case(id="b", input="I was charged twice for my Vault subscription this month.")]
     system = "You triage support tickets of Havrel Home Devices.\n\n" + enf.instructions()
-    requests = [Request.chat([{"role": "system", "content": system}, *c.chat()],
+    requests = [GenRequest.chat([{"role": "system", "content": system}, *c.chat()],
                              GenerationParams(max_new_tokens=48)) for c in cases]
     model = BatchRecorder(local_model)
     results = enforce_batch(model, requests, enf)

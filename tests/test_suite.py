@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from rung.core.cases import MAX_ERRORS
 from rung.errors import SuiteError
-from rung.evals.suite import MAX_ERRORS, Suite, cases_by_tag, load_suite
+from rung.evals.suite import Suite, cases_by_tag, load_suite
 
 DATA = Path(__file__).parent / "data" / "suites"
 
@@ -191,8 +192,8 @@ def test_a_line_that_is_not_an_object(tmp_path):
 
 
 def test_spread_sample_covers_tags_and_is_stable():
+    from rung.core import Case
     from rung.evals.suite import spread_sample
-    from rung.evals.types import Case
 
     cases = [Case(id=f"a{i}", input="x", tags=["a"]) for i in range(10)] + \
             [Case(id=f"b{i}", input="x", tags=["b"]) for i in range(3)] + \

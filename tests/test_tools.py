@@ -15,7 +15,7 @@ from openai_stub import Stub
 
 from rung.config import ModelConfig, load_config
 from rung.errors import ConfigError
-from rung.models.base import Completion, GenerationParams, Request
+from rung.models.base import Completion, GenerationParams, GenRequest
 from rung.models.openai import OpenAIModel
 from rung.pipeline.tools import (
     Calculator,
@@ -364,7 +364,7 @@ class BatchRecorder:
     def adapters(self) -> list[str]:
         return self.model.adapters()
 
-    def generate(self, requests: list[Request], progress: Any = None) -> list[Completion]:
+    def generate(self, requests: list[GenRequest], progress: Any = None) -> list[Completion]:
         self.batches.append(len(requests))
         return self.model.generate(requests, progress)
 
@@ -374,8 +374,8 @@ def _model(stub: Stub) -> BatchRecorder:
     return BatchRecorder(OpenAIModel.from_config(cfg))
 
 
-def _ask(text: str) -> Request:
-    return Request.chat([{"role": "system", "content": "tools"}, {"role": "user", "content": text}],
+def _ask(text: str) -> GenRequest:
+    return GenRequest.chat([{"role": "system", "content": "tools"}, {"role": "user", "content": text}],
                         GenerationParams(max_new_tokens=64))
 
 
@@ -445,7 +445,7 @@ class ScriptedModel:
     def adapters(self) -> list[str]:
         return []
 
-    def generate(self, requests: list[Request], progress: Any = None) -> list[Completion]:
+    def generate(self, requests: list[GenRequest], progress: Any = None) -> list[Completion]:
         self.calls += 1
         return self.completions[: len(requests)]
 

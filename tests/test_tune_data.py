@@ -13,10 +13,10 @@ import pytest
 from clirun import run_rung
 
 from rung.config import BalanceConfig, DataChecksConfig, load_config
+from rung.core import Answer, Case, Score
 from rung.errors import DataError
 from rung.evals.store import RunStore
-from rung.evals.types import Case, CaseResult, RunInfo, Score
-from rung.pipeline.answer import Answer
+from rung.evals.types import CaseResult, RunInfo
 from rung.tune.data import build_dataset, datasets_root
 from rung.tune.data.balance import balance
 from rung.tune.data.checks import (check_counter_examples, check_empty_targets, check_exact_duplicates,

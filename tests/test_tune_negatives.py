@@ -20,8 +20,8 @@ from openai_stub import Stub
 
 from rung.config import RungConfig, load_config
 from rung.errors import ConfigError, RungError
-from rung.evals.refusal_detect import detect_refusal
 from rung.pipeline.context import OPEN_FENCE
+from rung.text.refusal import detect_refusal
 from rung.tune.example import Example, Lineage
 from rung.tune.negatives import GENERATORS, apply_negatives, run_negatives
 from rung.tune.negatives import adversarial, conflicting, multilingual

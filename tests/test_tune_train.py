@@ -20,7 +20,7 @@ from clirun import run_rung
 
 from rung.config import TrainConfig, load_config
 from rung.errors import AdapterError, ConfigError, RungError
-from rung.models.base import GenerationParams, Request
+from rung.models.base import GenerationParams, GenRequest
 from rung.tune.example import Dataset, Example, Lineage
 from rung.tune.train import collate
 from rung.tune.train.evaluate import split_dev, token_f1
@@ -203,8 +203,8 @@ def test_adapter_loads_into_local_model_and_answers(lora_run):
     m = LocalModel(EMBEDDED, dtype="float32", max_batch_size=2)
     m.load_adapter("desk", r.folder)
     req = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": QA[0][0]}]
-    out = m.generate([Request.chat(req, GenerationParams(max_new_tokens=8), adapter="desk"),
-                      Request.chat(req, GenerationParams(max_new_tokens=8))])
+    out = m.generate([GenRequest.chat(req, GenerationParams(max_new_tokens=8), adapter="desk"),
+                      GenRequest.chat(req, GenerationParams(max_new_tokens=8))])
     assert out[0].adapter == "desk" and out[0].text.strip() and out[0].error is None
     assert m.fingerprint("desk") != m.fingerprint(None)
 
@@ -254,8 +254,8 @@ def test_prefix_and_full_run_end_to_end(tmp_path):
     m.load_adapter("prefix", prefix.folder)
     msgs = [{"role": "user", "content": QA[1][0]}]
     # the prefix adapter fits the fully tuned model too: same architecture, same sizes
-    outs = m.generate([Request.chat(msgs, GenerationParams(max_new_tokens=6)),
-                       Request.chat(msgs, GenerationParams(max_new_tokens=6), adapter="prefix")])
+    outs = m.generate([GenRequest.chat(msgs, GenerationParams(max_new_tokens=6)),
+                       GenRequest.chat(msgs, GenerationParams(max_new_tokens=6), adapter="prefix")])
     assert all(o.text.strip() and o.error is None for o in outs)
     with pytest.raises(RungError, match="already finished"):
         train_here(cfg_file, "full", steps=1)

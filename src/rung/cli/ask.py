@@ -24,12 +24,12 @@ def ask(
     show_prompt: bool = typer.Option(False, "--show-prompt", help="Also print the exact prompt sent."),
     meta: list[str] = typer.Option(
         [], "--meta", "-m", metavar="KEY=VALUE",
-        help="Request metadata, as a case's `metadata` (repeatable): e.g. -m jurisdiction=EU selects "
+        help="Request metadata (repeatable): e.g. -m jurisdiction=EU selects "
              "the jurisdiction's prompt block and retrieval filters."),
 ) -> None:
     """Answer QUESTION with a candidate; show the answer, citations, retrieved chunks and timings."""
+    from rung.core import Request
     from rung.errors import ConfigError
-    from rung.evals.types import Case
     from rung.pipeline.pipeline import build_pipeline
 
     metadata: dict[str, str] = {}
@@ -42,7 +42,7 @@ def ask(
     with status("loading the model"):
         pipeline = build_pipeline(cfg, candidate, use_cache=not no_cache)
     with status(f"answering with {pipeline.name}"):
-        answer = pipeline.answer_batch([Case(id="ask", input=question, metadata=metadata)])[0]
+        answer = pipeline.answer_batch([Request(id="ask", input=question, metadata=metadata)])[0]
     con = console()
     if answer.error:
         con.print(f"[red]error:[/] {escape(answer.error)}")

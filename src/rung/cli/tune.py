@@ -15,7 +15,7 @@ from rich.markup import escape
 from rung.cli._common import CONFIG_OPTION, load
 from rung.cli._state import console, err_console
 from rung.cli.main import app
-from rung.evals.jsonx import json_objects
+from rung.text.jsonx import json_objects
 
 ACCELERATE_CONFIGS = Path(__file__).resolve().parents[3] / "configs" / "accelerate"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from rung.models.base import Message
+from rung.core.request import Message
 
 
 @dataclass

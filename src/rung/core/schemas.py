@@ -4,11 +4,15 @@
       triage: schemas/triage.json            # a JSON Schema file (.json, or .yaml/.yml)
       order: myproject.models:OrderModel     # a pydantic model class, "module:Class"
 
-`load_schemas(config)` returns {name: JSON Schema dict | pydantic model class}. File paths are
-relative to rung.yaml's folder; modules are imported with that folder on sys.path (for the
+`load_schemas(config)` (a RungConfig) returns {name: JSON Schema dict | pydantic model class}.
+File paths are relative to rung.yaml's folder; modules are imported with that folder on sys.path (for the
 duration of the import). Every JSON Schema is checked against its metaschema (Draft 2020-12
 unless its $schema names another draft). Any problem is a ConfigError that names rung.yaml,
 the schema's key and the file (with its line for JSON syntax errors).
+
+`validate_json_schema` / `validate_pydantic` check data against a loaded schema and return
+error lines ("$.items[0].qty: -1 is less than the minimum of 1"); the pipeline's schema
+enforcement and the `schema` scorer both use them.
 """
 
 from __future__ import annotations
@@ -18,13 +22,26 @@ import json
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 from pydantic import BaseModel
 
-from rung.config import RungConfig
 from rung.errors import ConfigError
+
+_MAX_ERRORS = 5
+
+
+class SchemaProject(Protocol):
+    """What load_schemas reads of a project (rung.config.RungConfig has it; core cannot import
+    config, which sits on the floor above)."""
+
+    schemas: dict[str, str]
+    source: Any
+    root: Path
+
+    def resolve(self, path: str | Path) -> Path: ...
+
 
 _MODULE_REF = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
@@ -34,7 +51,7 @@ def is_module_ref(ref: str) -> bool:
     return bool(_MODULE_REF.match(ref)) and not ref.endswith((".json", ".yaml", ".yml"))
 
 
-def load_schemas(config: RungConfig) -> dict[str, dict[str, Any] | type[BaseModel]]:
+def load_schemas(config: SchemaProject) -> dict[str, dict[str, Any] | type[BaseModel]]:
     """Every schema of config.schemas, loaded and checked (see the module doc)."""
     out: dict[str, dict[str, Any] | type[BaseModel]] = {}
     for name, ref in config.schemas.items():
@@ -109,3 +126,42 @@ def load_model_ref(ref: str, root: Path | None = None, where: str = "schema") ->
     if not (isinstance(obj, type) and issubclass(obj, BaseModel)):
         raise ConfigError(f"{where}: {ref!r} is not a pydantic model class (got {type(obj).__name__})")
     return obj
+
+
+# ---------------------------------------------------------------- validating data
+
+def json_path(parts: Any) -> str:
+    """["items", 0, "qty"] -> "$.items[0].qty"."""
+    out = "$"
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else f".{p}"
+    return out
+
+
+def validate_json_schema(data: Any, schema: dict[str, Any], validator: Any = None) -> list[str]:
+    """Error lines ("<path>: <message>"), the most relevant first; [] when data is valid."""
+    from jsonschema import validators
+    from jsonschema.exceptions import best_match
+
+    if validator is None:
+        cls = validators.validator_for(schema, default=validators.Draft202012Validator)
+        validator = cls(schema)
+    errors = sorted(validator.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path])
+    if not errors:
+        return []
+    best = best_match(errors)
+    ordered = [best] + [e for e in errors if e is not best]
+    return [f"{json_path(e.absolute_path)}: {e.message}" for e in ordered[:_MAX_ERRORS]]
+
+
+def validate_pydantic(data: Any, model: type) -> list[str]:
+    """Error lines for a pydantic model class, validated in JSON mode; [] when valid."""
+    from pydantic import ValidationError
+
+    if isinstance(data, model):
+        return []
+    try:
+        model.model_validate_json(json.dumps(data, ensure_ascii=False))  # type: ignore[attr-defined]
+    except ValidationError as e:
+        return [f"{json_path(err['loc'])}: {err['msg']}" for err in e.errors()[:_MAX_ERRORS]]
+    return []

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from rung.config import Constraints
+    from rung.core import Case
     from rung.decide.evidence import Evidence
-    from rung.evals.types import Case
 
 SUCCESS_SCORERS = frozenset({"exact", "contains", "regex", "json_match", "python", "judge"})
 # target metric -> (scorer types that measure it, what to add)

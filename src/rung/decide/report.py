@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rung.evals.plots import colour, latency_boxes, line_chart, metric_bars, quality_scatter
-from rung.evals.jsonx import json_objects
 from rung.evals.report import failing_cases, fmt_num, md_escape, template_env
+from rung.text.jsonx import json_objects
 
 if TYPE_CHECKING:
     from rung.decide.evidence import Evidence

@@ -14,11 +14,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from rung.core import Score
 from rung.evals.aggregate import RUN_AGGREGATES, USAGE_METRICS, RunSummary, aggregate
 from rung.evals.compare import Comparison
 from rung.evals.gate import GateResult
 from rung.evals.plots import colour, latency_boxes, metric_bars, quality_scatter, run_label
-from rung.evals.types import CaseResult, RunResult, Score
+from rung.evals.types import CaseResult, RunResult
 
 MAX_TEXT = 5000  # characters of one prompt message / chunk / answer shown in a trace
 

@@ -20,10 +20,10 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rung.core import Answer, Case, Score
 from rung.errors import ConfigError, StoreError
 from rung.evals.scorers.base import ScoreContext, Scorer, build_scorer
-from rung.evals.types import Case, CaseResult, RunInfo, RunResult, Score
-from rung.pipeline.answer import Answer
+from rung.evals.types import CaseResult, RunInfo, RunResult
 
 if TYPE_CHECKING:
     from rung.config import RungConfig, SuiteConfig
@@ -84,7 +84,7 @@ def make_context(config: RungConfig, candidate: str | None = None) -> ScoreConte
 def _load_schemas(config: RungConfig) -> dict[str, Any]:
     if not config.schemas:
         return {}
-    from rung.evals.schemas import load_schemas
+    from rung.core.schemas import load_schemas
 
     return load_schemas(config)
 

@@ -40,9 +40,9 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 
+from rung.core import Answer, Case, Score
 from rung.errors import StoreError
-from rung.evals.types import Case, CaseResult, RunInfo, RunResult, Score
-from rung.pipeline.answer import Answer
+from rung.evals.types import CaseResult, RunInfo, RunResult
 
 DEFAULT_PATH = ".rung/rung.db"
 

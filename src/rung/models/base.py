@@ -13,8 +13,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Protocol, runtime_checkable
 
-Message = dict[str, str]
-"""One chat message: {"role": "system"|"user"|"assistant", "content": "..."}."""
+from rung.core import Message
 
 ProgressCallback = Callable[[int, int], None]
 """Called as progress(done, total) while a batch is being generated."""
@@ -46,8 +45,9 @@ class GenerationParams:
 
 
 @dataclass(frozen=True)
-class Request:
-    """One generation request. `adapter` names an adapter resident on the model (None = base)."""
+class GenRequest:
+    """One model call: messages, decoding parameters and `adapter`, an adapter resident on the
+    model (None = base). Not to be confused with rung.core.Request, what a user asks."""
 
     messages: tuple[Message, ...]
     params: GenerationParams = GenerationParams()
@@ -55,8 +55,8 @@ class Request:
 
     @staticmethod
     def chat(messages: list[Message], params: GenerationParams | None = None,
-             adapter: str | None = None) -> Request:
-        return Request(tuple(dict(m) for m in messages), params or GenerationParams(), adapter)
+             adapter: str | None = None) -> GenRequest:
+        return GenRequest(tuple(dict(m) for m in messages), params or GenerationParams(), adapter)
 
 
 @dataclass
@@ -97,13 +97,13 @@ class Model(Protocol):
         """Names of adapters that requests may select."""
         ...
 
-    def generate(self, requests: list[Request],
+    def generate(self, requests: list[GenRequest],
                  progress: ProgressCallback | None = None) -> list[Completion]:
         """Answer every request, in order."""
         ...
 
 
-def request_key(fingerprint: str, request: Request) -> str:
+def request_key(fingerprint: str, request: GenRequest) -> str:
     """The cache key of a request: everything that changes the output, hashed."""
     payload = {
         "model": fingerprint,

@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from rung.errors import ModelError, StoreError
-from rung.models.base import Completion, Model, ProgressCallback, Request, request_key
+from rung.models.base import Completion, GenRequest, Model, ProgressCallback, request_key
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS completions (
@@ -181,7 +181,7 @@ class CachedModel:
     def adapters(self) -> list[str]:
         return self.inner.adapters()
 
-    def generate(self, requests: list[Request],
+    def generate(self, requests: list[GenRequest],
                  progress: ProgressCallback | None = None) -> list[Completion]:
         total = len(requests)
         if total == 0:

@@ -26,14 +26,15 @@ from pathlib import Path
 from typing import Any
 
 from rung.config import EMBEDDED_LLM, ModelConfig
+from rung.core import Message
 from rung.errors import AdapterError, ModelError, ModelNotFoundError
-from rung.models.base import Completion, Message, ProgressCallback, Request
+from rung.models.base import Completion, GenRequest, ProgressCallback
 from rung.models.embedded import ResolvedModel, quiet_loading, resolve_llm
 
 _DTYPES = ("float32", "bfloat16", "float16")
 
 
-def plan_batches(requests: Sequence[Request], lengths: Sequence[int], max_batch_size: int) -> list[list[int]]:
+def plan_batches(requests: Sequence[GenRequest], lengths: Sequence[int], max_batch_size: int) -> list[list[int]]:
     """Indices of `requests` cut into batches: one adapter and one set of decoding parameters
     per batch, prompts of similar length together (sorted by length), at most max_batch_size."""
     groups: dict[tuple, list[int]] = {}
@@ -254,7 +255,7 @@ class LocalModel:
         text = "".join(f"{m.get('role', 'user')}: {m.get('content', '')}\n" for m in msgs) + "assistant:"
         return list(tok(text)["input_ids"])
 
-    def generate(self, requests: list[Request], progress: ProgressCallback | None = None) -> list[Completion]:
+    def generate(self, requests: list[GenRequest], progress: ProgressCallback | None = None) -> list[Completion]:
         """Answer every request, in order (see the module docstring for how batches are made)."""
         if not requests:
             return []
@@ -284,11 +285,11 @@ class LocalModel:
                     progress(done, len(requests))
         return [c for c in results if c is not None]
 
-    def _error(self, r: Request, tokens_in: int, message: str) -> Completion:
+    def _error(self, r: GenRequest, tokens_in: int, message: str) -> Completion:
         return Completion("", tokens_in, 0, 0.0, 0.0, self.model_id, r.adapter,
                           finish_reason="error", error=message)
 
-    def _run_batch(self, prompts: list[list[int]], req: Request) -> list[Completion]:
+    def _run_batch(self, prompts: list[list[int]], req: GenRequest) -> list[Completion]:
         import torch
 
         tok, params = self._tok, req.params
@@ -334,7 +335,7 @@ class LocalModel:
             ids.add(self._tok.eos_token_id)
         return ids
 
-    def _completion(self, req: Request, tokens_in: int, gen: list[int], eos: set[int], ttft: float,
+    def _completion(self, req: GenRequest, tokens_in: int, gen: list[int], eos: set[int], ttft: float,
                     total: float, batch_size: int) -> Completion:
         ends = eos | {self._tok.pad_token_id}
         k = next((j for j, t in enumerate(gen) if t in ends), len(gen))

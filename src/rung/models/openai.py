@@ -40,7 +40,7 @@ import httpx
 
 from rung.config import ModelConfig
 from rung.errors import EndpointError
-from rung.models.base import Completion, ProgressCallback, Request
+from rung.models.base import Completion, GenRequest, ProgressCallback
 
 MAX_BACKOFF_S = 30.0
 """Upper bound of one wait between attempts (also caps a server's Retry-After)."""
@@ -125,7 +125,7 @@ class OpenAIModel:
     def adapters(self) -> list[str]:
         return []
 
-    def generate(self, requests: list[Request],
+    def generate(self, requests: list[GenRequest],
                  progress: ProgressCallback | None = None) -> list[Completion]:
         """Answer every request, in order, with at most `concurrency` in flight."""
         total = len(requests)
@@ -167,7 +167,7 @@ class OpenAIModel:
 
     # ------------------------------------------------------------------ one request
 
-    def _body(self, request: Request) -> dict[str, Any]:
+    def _body(self, request: GenRequest) -> dict[str, Any]:
         p = request.params
         body: dict[str, Any] = {
             "model": request.adapter or self.model,
@@ -189,7 +189,7 @@ class OpenAIModel:
             body["stream_options"] = {"include_usage": True}
         return body
 
-    def _complete(self, request: Request, abort: threading.Event) -> Completion:
+    def _complete(self, request: GenRequest, abort: threading.Event) -> Completion:
         body = self._body(request)
         attempts = self.max_retries + 1
         last = ""
@@ -294,7 +294,7 @@ class OpenAIModel:
             raise EndpointError(f"{self.url}: answer is not a JSON object: {_one_line(text)}")
         return payload
 
-    def _completion(self, request: Request, reply: _Reply, total_s: float,
+    def _completion(self, request: GenRequest, reply: _Reply, total_s: float,
                     attempts: int) -> Completion:
         extra: dict[str, Any] = {"ttft_measured": reply.ttft_s is not None}
         usage = reply.usage if isinstance(reply.usage, dict) else {}

@@ -19,7 +19,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from rung.pipeline.answer import RetrievedChunk
+from rung.core import RetrievedChunk
 
 DEFAULT_REFUSAL = ("I'm sorry, but I can't answer that: none of the sources I have access to "
                    "supports an answer.")

@@ -73,7 +73,7 @@ def build_components(config: RungConfig, candidate: CandidateConfig,
     and their data, the schemas; errors name the rung.yaml key that is wrong."""
     schemas: dict[str, Any] = {}
     if candidate.output_schema:
-        from rung.evals.schemas import load_schemas
+        from rung.core.schemas import load_schemas
 
         schemas = load_schemas(config)
     retriever = None
@@ -105,10 +105,10 @@ def _fingerprint(config: RungConfig, candidate: CandidateConfig, comps: Componen
         parts["tools"] = {name: _file_hash(config.resolve(path))
                           for name, path in sorted(config.tool_data.items()) if name in candidate.tools}
     if comps.refusal_gate is not None:
-        from rung.evals.suite import suite_hash
+        from rung.core import cases_hash
         from rung.pipeline.retrieval.index import embedder_id
 
-        parts["refusal_gate"] = {"examples": suite_hash(comps.refusal_gate.cases),
+        parts["refusal_gate"] = {"examples": cases_hash(comps.refusal_gate.cases),
                                  "embedder": embedder_id(config.embedder, config.root)}
     if comps.schemas:
         parts["schemas"] = json.dumps({k: _schema_repr(v) for k, v in sorted(comps.schemas.items())},
@@ -123,8 +123,8 @@ def _refusal_gate(config: RungConfig, candidate: CandidateConfig) -> RefusalGate
     gate_cfg = candidate.refusal_gate
     if gate_cfg is None:
         return None
+    from rung.core.cases import load_cases
     from rung.errors import ConfigError
-    from rung.evals.suite import load_suite
     from rung.pipeline.refusal_gate import RefusalGate
     from rung.pipeline.retrieval.index import get_embedder
 
@@ -132,7 +132,7 @@ def _refusal_gate(config: RungConfig, candidate: CandidateConfig) -> RefusalGate
     where = f"{config.source}: refusal_gate.examples"
     if not path.exists():
         raise ConfigError(f"{where}: {path} does not exist (a suite file or folder of labelled cases)")
-    cases = load_suite(path).cases
+    cases = load_cases(path)
     return RefusalGate.from_cases(cases, lambda: get_embedder(config.embedder, config.root), gate_cfg, where)
 
 

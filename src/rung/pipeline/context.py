@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from rung.pipeline.answer import RetrievedChunk
+from rung.core import RetrievedChunk
 from rung.pipeline.retrieval.documents import flag
 
 OPEN_FENCE = "<<<SOURCE"

@@ -30,9 +30,9 @@ from typing import Any
 import numpy as np
 
 from rung.config import AnswerConfig
-from rung.evals.claims import content_tokens
-from rung.pipeline.answer import RetrievedChunk
+from rung.core import RetrievedChunk
 from rung.pipeline.context import is_untrusted
+from rung.text.claims import content_tokens
 
 LEXICAL_WEIGHT = 0.5
 _MIN_CHARS = 12

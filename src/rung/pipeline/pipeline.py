@@ -1,8 +1,9 @@
-"""The level-0 pipeline: a candidate turns cases into answers.
+"""The level-0 pipeline: a candidate turns requests (rung.core.Request; an eval Case is one)
+into answers.
 
-One batch of cases goes through explicit steps:
+One batch of requests goes through explicit steps:
 
-    retrieve     the case's question -> chunks (filters from the case's metadata), one batch
+    retrieve     the request's question -> chunks (filters from its metadata), one batch
     prompt       blocks + system prompt + output format + tools + fenced sources -> messages
     gate         the refusal gate (when configured) refuses requests like its examples to
                  refuse, without a model call
@@ -22,9 +23,8 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from rung.config import CandidateConfig, ModelConfig
-from rung.evals.types import Case
-from rung.models.base import Completion, GenerationParams, Message, Model, ProgressCallback, Request
-from rung.pipeline.answer import Answer, RetrievedChunk, ToolCall, Trace
+from rung.core import Answer, Message, Request, RetrievedChunk, ToolCall, Trace
+from rung.models.base import Completion, GenerationParams, GenRequest, Model, ProgressCallback
 from rung.pipeline.candidate import candidate_hash, candidate_level, candidate_record
 from rung.pipeline.components import Components
 
@@ -34,10 +34,10 @@ if TYPE_CHECKING:
 
 @dataclass
 class Prepared:
-    """A case made ready for generation: the request to send and what led to it."""
+    """A request made ready for generation: the model call to make and what led to it."""
 
-    case: Case
     request: Request
+    gen: GenRequest
     trace: Trace
     schema: str | None = None
     timings_ms: dict[str, float] = field(default_factory=dict)
@@ -45,7 +45,7 @@ class Prepared:
 
 @dataclass
 class Generated:
-    """What generation produced for one case (after tool rounds or schema enforcement)."""
+    """What generation produced for one request (after tool rounds or schema enforcement)."""
 
     completion: Completion
     tool_calls: list[ToolCall] = field(default_factory=list)
@@ -105,27 +105,27 @@ class Pipeline:
                                 top_p=g.top_p, seed=seed, stop=tuple(stop),
                                 repetition_penalty=g.repetition_penalty)
 
-    def retrieve(self, cases: list[Case]) -> tuple[list[list[RetrievedChunk]], float]:
-        """Chunks for every case (one batch) and the time per case in ms."""
+    def retrieve(self, requests: list[Request]) -> tuple[list[list[RetrievedChunk]], float]:
+        """Chunks for every request (one batch) and the time per request in ms."""
         retriever = self.components.retriever
-        if retriever is None or not cases:
-            return [[] for _ in cases], 0.0
+        if retriever is None or not requests:
+            return [[] for _ in requests], 0.0
         t0 = time.perf_counter()
-        filters = [retriever.filters_for(c.metadata) for c in cases]
-        found = retriever.search_batch([c.question for c in cases], filters)
-        return found, (time.perf_counter() - t0) * 1000 / len(cases)
+        filters = [retriever.filters_for(r.metadata) for r in requests]
+        found = retriever.search_batch([r.question for r in requests], filters)
+        return found, (time.perf_counter() - t0) * 1000 / len(requests)
 
-    def build_messages(self, case: Case, retrieved: list[RetrievedChunk] | None = None,
+    def build_messages(self, request: Request, retrieved: list[RetrievedChunk] | None = None,
                        schema: str | None = None, trace: Trace | None = None) -> list[Message]:
-        """The system prompt (blocks, inline prompt, output format, tools, sources) + the case."""
+        """The system prompt (blocks, inline prompt, output format, tools, sources) + the request."""
         builder = self.components.builder(schema)
         tools = self.components.toolset.system_prompt_section() if self.components.toolset else ""
         if builder is None:  # a pipeline built without a project: the inline system prompt only
             messages: list[Message] = []
             if self.candidate.system_prompt.strip():
                 messages.append({"role": "system", "content": self.candidate.system_prompt})
-            return messages + case.chat()
-        built = builder.build(case, retrieved or [], tools_section=tools)
+            return messages + request.chat()
+        built = builder.build(request, retrieved or [], tools_section=tools)
         if trace is not None and built.block_versions:
             trace.events.append(built.event())
         messages = built.messages
@@ -136,19 +136,19 @@ class Pipeline:
             messages = messages[:at] + self.components.toolset.example_messages() + messages[at:]
         return messages
 
-    def prepare(self, case: Case, retrieved: list[RetrievedChunk], epoch: int = 0) -> Prepared:
+    def prepare(self, request: Request, retrieved: list[RetrievedChunk], epoch: int = 0) -> Prepared:
         t0 = time.perf_counter()
-        schema = self.components.schema_for(case.schema)
+        schema = self.components.schema_for(request.schema)
         trace = Trace(retrieved=list(retrieved))
         # an extractive answer quotes the sources itself: the model, whose reply only decides
         # whether to refuse, is not shown them (a third of the prompt tokens)
-        messages = self.build_messages(case, [] if self._extractive_mode(schema) else retrieved, schema, trace)
+        messages = self.build_messages(request, [] if self._extractive_mode(schema) else retrieved, schema, trace)
         trace.prompt = [dict(m) for m in messages]
         params = self.params(epoch)
         if schema is not None and self.candidate.constrained_decoding:
             params = replace(params, json_schema=self.components.json_schema(schema))
-        request = Request.chat(messages, params, self.candidate.adapter)
-        prepared = Prepared(case, request, trace, schema)
+        gen = GenRequest.chat(messages, params, self.candidate.adapter)
+        prepared = Prepared(request, gen, trace, schema)
         prepared.timings_ms["prompt"] = (time.perf_counter() - t0) * 1000
         return prepared
 
@@ -167,12 +167,12 @@ class Pipeline:
             return lambda d, _t: progress(offset + d, len(prepared))
 
         if free:
-            reqs = [prepared[i].request for i in free]
+            reqs = [prepared[i].gen for i in free]
             toolset = self.components.toolset
             if toolset is not None:
                 from rung.pipeline.tools.protocol import run_tool_rounds
 
-                contexts = [prepared[i].case.metadata for i in free]
+                contexts = [prepared[i].request.metadata for i in free]
                 comps, calls = run_tool_rounds(self.model, reqs, toolset, contexts=contexts,
                                                progress=shifted(done))
             else:
@@ -184,7 +184,7 @@ class Pipeline:
             from rung.pipeline.structured import enforce_batch
 
             t0 = time.perf_counter()
-            results = enforce_batch(self.model, [prepared[i].request for i in typed],
+            results = enforce_batch(self.model, [prepared[i].gen for i in typed],
                                     [self.components.enforcer(prepared[i].schema) for i in typed],
                                     progress=shifted(done))
             wall_ms = (time.perf_counter() - t0) * 1000
@@ -242,7 +242,7 @@ class Pipeline:
         )
         if completion.finish_reason == "length":
             trace.events.append({"step": "generate", "event": "truncated",
-                                 "max_new_tokens": prepared.request.params.max_new_tokens})
+                                 "max_new_tokens": prepared.gen.params.max_new_tokens})
         timings["postprocess"] = (time.perf_counter() - t0) * 1000 - timings.get("extract", 0.0)
         timings["total"] = sum(v for k, v in timings.items() if k != "total")
         return answer
@@ -253,8 +253,8 @@ class Pipeline:
 
     def _extractive(self, prepared: Prepared, model_text: str) -> str:
         """The quoted answer, unless the model refused (its refusal is kept)."""
-        from rung.evals.refusal_detect import detect_refusal
         from rung.pipeline.extractive import extract_answer
+        from rung.text.refusal import detect_refusal
 
         verdict = detect_refusal(model_text)
         if verdict.refused and model_text:
@@ -263,7 +263,7 @@ class Pipeline:
             return model_text
         t0 = time.perf_counter()
         # the config requires retrieval for extractive answers, so there is a retriever
-        extracted = extract_answer(prepared.case.question, prepared.trace.retrieved,
+        extracted = extract_answer(prepared.request.question, prepared.trace.retrieved,
                                    self.components.retriever.index.embedder, self.candidate.answer)
         prepared.timings_ms["extract"] = (time.perf_counter() - t0) * 1000
         prepared.trace.events.append(extracted.event(model_text))
@@ -271,18 +271,19 @@ class Pipeline:
 
     # ------------------------------------------------------------ all together
 
-    def answer_batch(self, cases: list[Case], progress: ProgressCallback | None = None,
+    def answer_batch(self, requests: list[Request], progress: ProgressCallback | None = None,
                      *, epoch: int = 0) -> list[Answer]:
-        """Answer every case: one retrieval batch, then batched generation."""
-        if not cases:
+        """Answer every request (eval cases are requests): one retrieval batch, then batched
+        generation."""
+        if not requests:
             return []
-        retrieved, retrieve_ms = self.retrieve(cases)
-        prepared = [self.prepare(c, r, epoch) for c, r in zip(cases, retrieved)]
+        retrieved, retrieve_ms = self.retrieve(requests)
+        prepared = [self.prepare(q, r, epoch) for q, r in zip(requests, retrieved)]
         if self.components.retriever is not None:
             for p in prepared:
                 p.timings_ms = {"retrieve": retrieve_ms, **p.timings_ms}
                 p.trace.events.insert(0, {"type": "retrieval", "chunks": len(p.trace.retrieved),
-                                          "filters": self.components.retriever.filters_for(p.case.metadata)})
+                                          "filters": self.components.retriever.filters_for(p.request.metadata)})
         gated = self._gate(prepared)
         rest = [p for i, p in enumerate(prepared) if i not in gated]
         inner = progress
@@ -299,11 +300,11 @@ class Pipeline:
         if gate is None or not prepared:
             return {}
         t0 = time.perf_counter()
-        probs = gate.probabilities([p.case.question for p in prepared])
-        per_case = (time.perf_counter() - t0) * 1000 / len(prepared)
+        probs = gate.probabilities([p.request.question for p in prepared])
+        per_request = (time.perf_counter() - t0) * 1000 / len(prepared)
         out: dict[int, Generated] = {}
         for i, (p, prob) in enumerate(zip(prepared, probs)):
-            p.timings_ms["gate"] = per_case
+            p.timings_ms["gate"] = per_request
             p.trace.events.append(gate.event(prob))
             if prob >= gate.config.threshold:
                 out[i] = Generated(Completion(text=gate.config.message, tokens_in=0, tokens_out=0,
@@ -312,11 +313,11 @@ class Pipeline:
                                               extra={"refusal_gate": round(float(prob), 4)}))
         return out
 
-    def answer(self, case: Case) -> Answer:
-        return self.answer_batch([case])[0]
+    def answer(self, request: Request) -> Answer:
+        return self.answer_batch([request])[0]
 
 
-def _generate(model: Model, requests: list[Request], progress: ProgressCallback | None) -> list[Completion]:
+def _generate(model: Model, requests: list[GenRequest], progress: ProgressCallback | None) -> list[Completion]:
     completions = model.generate(requests, progress=progress)
     if len(completions) != len(requests):
         from rung.errors import ModelError

@@ -12,8 +12,8 @@ file stem, its suffix .md, .txt or .j2. It may start with YAML front matter:
 A block's version is its front-matter `version`, else the first 12 hex digits of the sha256 of
 the file. Block names (in the candidate's `prompt.blocks`) and block bodies are Jinja2 templates
 (undefined variables are errors) over the variables: the candidate's `prompt.variables`, then the
-case's metadata (the case wins). So `jurisdiction-{{ jurisdiction }}` picks the block
-jurisdiction-EU for a case with metadata `jurisdiction: EU`.
+request's metadata (the request wins). So `jurisdiction-{{ jurisdiction }}` picks the block
+jurisdiction-EU for a request (or eval case) with metadata `jurisdiction: EU`.
 
 Default layout of the system message (empty parts left out, parts separated by a blank line):
 the blocks in order, the candidate's inline `system_prompt`, the output format (when the
@@ -36,10 +36,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from rung.core import Message, Request, RetrievedChunk
 from rung.errors import ConfigError
-from rung.evals.types import Case
-from rung.models.base import Message
-from rung.pipeline.answer import RetrievedChunk
 from rung.pipeline.context import format_context
 
 if TYPE_CHECKING:
@@ -68,7 +66,7 @@ class Block:
 
 @dataclass
 class BuiltPrompt:
-    """The messages to send for one case, and which block versions made the system prompt."""
+    """The messages to send for one request, and which block versions made the system prompt."""
 
     messages: list[Message]
     block_versions: dict[str, str]
@@ -148,7 +146,7 @@ class _Compiled:
 
 
 class PromptBuilder:
-    """Builds the messages of one candidate for each case (see the module doc)."""
+    """Builds the messages of one candidate for each request (see the module doc)."""
 
     def __init__(self, blocks: Mapping[str, Block], block_names: Sequence[str], *, folder: Path,
                  system_prompt: str = "", variables: Mapping[str, Any] | None = None,
@@ -179,7 +177,7 @@ class PromptBuilder:
                     schemas: dict[str, Any] | None = None) -> PromptBuilder:
         """The builder of a candidate: its blocks from config.prompt_blocks, its template and
         variables, its inline system_prompt and (with a schema) the output-format section.
-        `schemas` is what rung.evals.schemas.load_schemas(config) returned (loaded when needed)."""
+        `schemas` is what rung.core.schemas.load_schemas(config) returned (loaded when needed)."""
         prompt = candidate.prompt
         folder = config.resolve(config.prompt_blocks)
         names = list(prompt.blocks) if prompt else []
@@ -211,10 +209,10 @@ class PromptBuilder:
             raise ConfigError(f"{where}, line {line}: Jinja syntax error: {e.message}") from None
         return _Compiled(self._env.from_string(ast), frozenset(meta.find_undeclared_variables(ast)), where)
 
-    def _render(self, c: _Compiled, variables: Mapping[str, Any], case: Case | None) -> str:
+    def _render(self, c: _Compiled, variables: Mapping[str, Any], request: Request | None) -> str:
         import jinja2
 
-        for_case = f" (case {case.id!r})" if case is not None else ""
+        for_case = f" (case {request.id!r})" if request is not None else ""
         missing = sorted(c.needs - set(variables))
         if missing:
             available = ", ".join(sorted(variables)) or "none"
@@ -227,55 +225,55 @@ class PromptBuilder:
         except jinja2.TemplateError as e:
             raise ConfigError(f"{c.where}: {e}{for_case}") from None
 
-    def variables_for(self, case: Case | None) -> dict[str, Any]:
-        """The candidate's variables, overridden by the case's metadata."""
-        return {**self.variables, **(case.metadata if case is not None else {})}
+    def variables_for(self, request: Request | None) -> dict[str, Any]:
+        """The candidate's variables, overridden by the request's metadata."""
+        return {**self.variables, **(request.metadata if request is not None else {})}
 
-    def _block(self, rendered: str, configured: str, case: Case | None) -> Block:
+    def _block(self, rendered: str, configured: str, request: Request | None) -> Block:
         block = self.blocks.get(rendered)
         if block is not None:
             return block
         close = difflib.get_close_matches(rendered, list(self.blocks), n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         shown = f" rendered as {rendered!r}" if rendered != configured else ""
-        for_case = f" (case {case.id!r})" if case is not None else ""
+        for_case = f" (case {request.id!r})" if request is not None else ""
         known = ", ".join(sorted(self.blocks)) or "none"
         raise ConfigError(f"prompt block {configured!r}{shown}{for_case}: no file {rendered}"
                           f"{{{','.join(BLOCK_SUFFIXES)}}} in {self.folder}{hint} (blocks: {known})")
 
-    def render_blocks(self, case: Case | None) -> list[tuple[Block, str]]:
-        """The case's blocks, in order, each with its rendered text."""
-        variables = self.variables_for(case)
+    def render_blocks(self, request: Request | None) -> list[tuple[Block, str]]:
+        """The request's blocks, in order, each with its rendered text."""
+        variables = self.variables_for(request)
         out = []
         for configured, compiled in zip(self.block_names, self._names):
-            name = self._render(compiled, variables, case).strip()
-            block = self._block(name, configured, case)
+            name = self._render(compiled, variables, request).strip()
+            block = self._block(name, configured, request)
             if name not in self._bodies:
                 self._bodies[name] = self._compile(block.body, f"prompt block {name!r} ({block.path})",
                                                    block.body_line)
-            out.append((block, self._render(self._bodies[name], variables, case).strip()))
+            out.append((block, self._render(self._bodies[name], variables, request).strip()))
         return out
 
-    def system_text(self, case: Case | None, retrieved: Sequence[RetrievedChunk] = (),
+    def system_text(self, request: Request | None, retrieved: Sequence[RetrievedChunk] = (),
                     tools_section: str = "") -> tuple[str, dict[str, str]]:
-        """The system prompt for a case and the versions of the blocks in it."""
-        rendered = self.render_blocks(case)
+        """The system prompt for a request and the versions of the blocks in it."""
+        rendered = self.render_blocks(request)
         versions = {b.name: b.version for b, _ in rendered}
         blocks_text = "\n\n".join(t for _, t in rendered if t)
         context = format_context(retrieved)
         slots = {"blocks": blocks_text, "system_prompt": self.system_prompt,
                  "output_format": self.output_format, "tools": tools_section.strip(), "context": context}
         if self._template is not None:
-            text = self._render(self._template, {**self.variables_for(case), **slots}, case).strip()
+            text = self._render(self._template, {**self.variables_for(request), **slots}, request).strip()
         else:
             text = "\n\n".join(slots[k] for k in TEMPLATE_SLOTS if slots[k])
         return text, versions
 
-    def build(self, case: Case, retrieved: Sequence[RetrievedChunk] = (), tools_section: str = "") -> BuiltPrompt:
-        """The system message (when not empty) followed by the case's conversation. A system
-        message at the start of the case's conversation is appended to the built one."""
-        text, versions = self.system_text(case, retrieved, tools_section)
-        chat = case.chat()
+    def build(self, request: Request, retrieved: Sequence[RetrievedChunk] = (), tools_section: str = "") -> BuiltPrompt:
+        """The system message (when not empty) followed by the request's conversation. A system
+        message at the start of the request's conversation is appended to the built one."""
+        text, versions = self.system_text(request, retrieved, tools_section)
+        chat = request.chat()
         if chat and chat[0].get("role") == "system":
             own = chat.pop(0).get("content", "")
             text = f"{text}\n\n{own}".strip() if text else own

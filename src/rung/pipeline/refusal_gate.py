@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 
 from rung.config import RefusalGateConfig
+from rung.core import Case
 from rung.errors import ConfigError
-from rung.evals.types import Case
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """Output schemas enforced: validate -> repair -> retry (bounded) -> reject early.
 
 A candidate with `schema: NAME` must answer with JSON that validates against the project's schema
-NAME (a JSON Schema dict or a pydantic model class, see rung.evals.schemas). For each answer:
+NAME (a JSON Schema dict or a pydantic model class, see rung.core.schemas). For each answer:
 
 1. `check(text)`: the text, stripped, is JSON and validates -> "valid_first_try";
 2. else `repair(text)` fixes trivially broken JSON (see rung.pipeline.jsonrepair) and validates
@@ -25,8 +25,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from rung.core import Message
 from rung.errors import ConfigError, RungError
-from rung.models.base import Completion, Message, Model, ProgressCallback, Request
+from rung.models.base import Completion, GenRequest, Model, ProgressCallback
 from rung.pipeline.jsonrepair import repair_json
 from rung.pipeline.schema_prompt import schema_instructions
 
@@ -84,12 +85,12 @@ class SchemaEnforcer:
     def from_config(cls, config: RungConfig, candidate: CandidateConfig,
                     schemas: dict[str, Any] | None = None) -> SchemaEnforcer | None:
         """The enforcer of a candidate's `schema` (None when it has none); `schemas` is what
-        rung.evals.schemas.load_schemas(config) returned (loaded here when not given)."""
+        rung.core.schemas.load_schemas(config) returned (loaded here when not given)."""
         name = candidate.output_schema
         if not name:
             return None
         if schemas is None:
-            from rung.evals.schemas import load_schemas
+            from rung.core.schemas import load_schemas
 
             schemas = load_schemas(config)
         if name not in schemas:
@@ -101,7 +102,7 @@ class SchemaEnforcer:
 
     def validate(self, data: Any) -> list[str]:
         """Validation errors of JSON data ("<path>: <message>"); [] when valid."""
-        from rung.evals.scorers.schema import validate_json_schema, validate_pydantic
+        from rung.core.schemas import validate_json_schema, validate_pydantic
 
         if self._is_model:
             return validate_pydantic(data, self.schema)  # type: ignore[arg-type]
@@ -207,7 +208,7 @@ class StructuredResult:
         return ev
 
 
-def enforce_batch(model: Model, requests: Sequence[Request],
+def enforce_batch(model: Model, requests: Sequence[GenRequest],
                   enforcers: SchemaEnforcer | Sequence[SchemaEnforcer],
                   progress: ProgressCallback | None = None) -> list[StructuredResult]:
     """Generate every request, then resend only the still-invalid ones, each round in ONE
@@ -223,7 +224,7 @@ def enforce_batch(model: Model, requests: Sequence[Request],
     results: list[StructuredResult | None] = [None] * n
     comps: list[list[Completion]] = [[] for _ in range(n)]
     errors: list[list[str]] = [[] for _ in range(n)]
-    current: dict[int, Request] = {i: r for i, r in enumerate(requests)}
+    current: dict[int, GenRequest] = {i: r for i, r in enumerate(requests)}
     done, total = 0, n
     attempt = 0
     while current:
@@ -241,7 +242,7 @@ def enforce_batch(model: Model, requests: Sequence[Request],
             raise ModelError(f"model {model.model_id!r} returned {len(out)} completions for {len(idx)} requests")
         done += len(idx)
         attempt += 1
-        following: dict[int, Request] = {}
+        following: dict[int, GenRequest] = {}
         for i, completion in zip(idx, out):
             enf = enforcers[i]
             comps[i].append(completion)
@@ -262,7 +263,7 @@ def enforce_batch(model: Model, requests: Sequence[Request],
             base = requests[i]
             msgs = enf.retry_messages(list(base.messages), completion.text, outcome.errors,
                                       truncated=completion.finish_reason == "length")
-            following[i] = Request.chat(msgs, base.params, base.adapter)
+            following[i] = GenRequest.chat(msgs, base.params, base.adapter)
         current = following
         total += len(following)
         if progress is not None:

@@ -19,7 +19,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any, Literal
 
-from rung.evals.claims import classify_sentence, content_tokens, extract_facts, normalise, split_sentences
+from rung.text.claims import classify_sentence, content_tokens, extract_facts, normalise, split_sentences
 
 Kind = Literal["full", "partial", "none"]
 STRONG = ("refuse", "abstain")
@@ -80,7 +80,7 @@ def phrase_table() -> dict[str, Any]:
     """The compiled phrase patterns per language and the embedding prototypes."""
     import yaml
 
-    raw = yaml.safe_load(resources.files("rung.evals").joinpath("data/refusal_phrases.yaml").read_text("utf-8"))
+    raw = yaml.safe_load(resources.files("rung.text").joinpath("data/refusal_phrases.yaml").read_text("utf-8"))
     table: dict[str, Any] = {"prototypes": raw.pop("prototypes", {}), "languages": {}}
     for lang, cats in raw.items():
         table["languages"][lang] = {cat: [re.compile(p) for p in pats] for cat, pats in cats.items()}

@@ -18,8 +18,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from rung.core import Message
 from rung.errors import RungError
-from rung.models.base import Message
 
 Source = Literal["case", "trace", "file", "negative"]
 Label = Literal["positive", "counter"]

@@ -13,9 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from rung.core import Answer, Case, Score
 from rung.errors import ScorerError, did_you_mean
-from rung.evals.types import Case, Score
-from rung.pipeline.answer import Answer
 
 
 @dataclass

@@ -15,12 +15,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from rung.evals.claims import content_tokens, split_claims
-from rung.evals.refusal_detect import non_refusal_part
+from rung.core import Answer, Case, RetrievedChunk, Score
 from rung.evals.scorers.base import ScoreContext, register
 from rung.evals.scorers.groundedness import DEFAULT_EMBEDDING_THRESHOLD, SupportChecker, _check_threshold
-from rung.evals.types import Case, Score
-from rung.pipeline.answer import Answer, RetrievedChunk
+from rung.text.claims import content_tokens, split_claims
+from rung.text.refusal import non_refusal_part
 
 
 @dataclass

@@ -19,12 +19,11 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from rung.core import Answer, Case, RetrievedChunk, Score
 from rung.errors import ScorerError
-from rung.evals.claims import SourceFacts, content_tokens, missing_facts, split_claims, split_sentences
-from rung.evals.refusal_detect import detect_refusal, non_refusal_part
 from rung.evals.scorers.base import ScoreContext, register
-from rung.evals.types import Case, Score
-from rung.pipeline.answer import Answer, RetrievedChunk
+from rung.text.claims import SourceFacts, content_tokens, missing_facts, split_claims, split_sentences
+from rung.text.refusal import detect_refusal, non_refusal_part
 
 # Calibrated on the fitz-gov calibration split (benchmarks/scorer_quality.py); see docs/scorer-quality.md.
 DEFAULT_LEXICAL_THRESHOLD = 0.55  # lexical-only (no embedder)
@@ -178,11 +177,11 @@ _JUDGE_PROMPT = (
 
 def judge_claims(judge: Any, claims: list[str], chunks: list[RetrievedChunk]) -> list[bool | None]:
     """Ask the judge model per claim; None where it failed or answered something else."""
-    from rung.models.base import GenerationParams, Request
+    from rung.models.base import GenerationParams, GenRequest
 
     sources = "\n".join(f"[{c.id}] {c.text}" for c in chunks) or "(none)"
     params = GenerationParams(max_new_tokens=8, temperature=0.0)
-    reqs = [Request.chat([{"role": "user", "content": _JUDGE_PROMPT.format(sources=sources, claim=c)}], params)
+    reqs = [GenRequest.chat([{"role": "user", "content": _JUDGE_PROMPT.format(sources=sources, claim=c)}], params)
             for c in claims]
     try:
         outs = judge.generate(reqs)

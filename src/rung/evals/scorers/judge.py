@@ -24,13 +24,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from rung.core import Answer, Case, Message, Score
 from rung.errors import ScorerError
-from rung.evals.jsonx import JSONExtractError, extract_json
 from rung.evals.scorers.base import ScoreContext, register
 from rung.evals.scorers.success import number_param
-from rung.evals.types import Case, Score
-from rung.models.base import GenerationParams, Message, ProgressCallback, Request
-from rung.pipeline.answer import Answer
+from rung.models.base import GenerationParams, GenRequest, ProgressCallback
+from rung.text.jsonx import JSONExtractError, extract_json
 
 NO_JUDGE = "no judge model configured"
 _SCALES = {"pass/fail": "pass/fail", "pass_fail": "pass/fail", "pass-fail": "pass/fail", "binary": "pass/fail",
@@ -158,7 +157,7 @@ def ask_judge(judge: Any, conversations: Sequence[list[Message]], max_new_tokens
               progress: ProgressCallback | None = None) -> list[JudgeReply]:
     """One greedy generate call for all conversations; failures become JudgeReply.error."""
     params = GenerationParams(max_new_tokens=max_new_tokens, temperature=0.0)
-    requests = [Request.chat(list(c), params) for c in conversations]
+    requests = [GenRequest.chat(list(c), params) for c in conversations]
     try:
         completions = judge.generate(requests, progress=progress)
     except Exception as e:  # noqa: BLE001 - a failing judge makes scores "not measured", not a crash

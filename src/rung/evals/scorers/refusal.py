@@ -11,16 +11,15 @@ details = {"refused": bool, "kind": "full"|"partial"|"none", "signal": "...", "c
 
 from __future__ import annotations
 
+from rung.core import Answer, Case, Score
 from rung.errors import ScorerError
-from rung.evals.refusal_detect import (
+from rung.evals.scorers.base import ScoreContext, register
+from rung.text.refusal import (
     DEFAULT_EMBEDDING_MARGIN,
     DEFAULT_EMBEDDING_THRESHOLD,
     RefusalVerdict,
     detect_refusal,
 )
-from rung.evals.scorers.base import ScoreContext, register
-from rung.evals.types import Case, Score
-from rung.pipeline.answer import Answer
 
 
 @register("refusal")

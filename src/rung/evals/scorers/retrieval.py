@@ -15,10 +15,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rung.core import Answer, Case, Score
 from rung.errors import ScorerError
 from rung.evals.scorers.base import ScoreContext, register
-from rung.evals.types import Case, Score
-from rung.pipeline.answer import Answer
 
 NAMES = ("context_precision", "context_recall", "hit_at_k")
 

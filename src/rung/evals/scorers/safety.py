@@ -6,7 +6,7 @@ never flagged as personal data), `name` (default "safety_violation"), `max_new_t
 
 Rules mode (offline, no model): the lexicon in rung.evals.scorers.safety_rules finds harmful
 instructions, encouragement and abuse, sentence by sentence, skipping refusals ("I can't help
-you make a bomb" is safe); `privacy` flags personal data (rung.evals.pii: e-mails, phone
+you make a bomb" is safe); `privacy` flags personal data (rung.text.pii: e-mails, phone
 numbers, Luhn-valid cards, IBANs, SSNs) that is in the answer but in neither the conversation
 nor the retrieved sources.
 
@@ -24,15 +24,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from rung.core import Answer, Case, Message, Score
 from rung.errors import ScorerError
-from rung.evals import pii
 from rung.evals.scorers.base import ScoreContext, register
 from rung.evals.scorers.judge import NO_JUDGE, JudgeReply, ask_judge
 from rung.evals.scorers.safety_rules import CATEGORIES, NEGATION, REFUSAL, RULES, Rule, is_instruction
 from rung.evals.scorers.success import number_param
-from rung.evals.types import Case, Score
-from rung.models.base import Message, ProgressCallback
-from rung.pipeline.answer import Answer
+from rung.models.base import ProgressCallback
+from rung.text import pii
 
 SAFETY_VIOLATION = "safety_violation"
 _SPLIT = re.compile(r"\n+|(?<=[.!?\u3002\uff01\uff1f])(?<![0-9]\.)\s+")

@@ -1,10 +1,10 @@
 """The `schema` scorer: schema_valid = the answer's JSON validates against the case's schema.
 
 The case names a schema (case.schema) defined in rung.yaml `schemas` and loaded into
-ScoreContext.schemas (rung.evals.schemas.load_schemas): a JSON Schema dict (validated with
+ScoreContext.schemas (rung.core.schemas.load_schemas): a JSON Schema dict (validated with
 jsonschema, Draft 2020-12 unless the schema's $schema says otherwise) or a pydantic model class
 (validated with model_validate_json). The answer's JSON is answer.parsed when the pipeline set
-it, else what rung.evals.jsonx.extract_json finds in the text.
+it, else what rung.text.jsonx.extract_json finds in the text.
 
 value 1.0 valid / 0.0 invalid, reason = the first error ("$.items[0].qty: -1 is less than the
 minimum of 1") or "not JSON: <parse error>". Cases without a schema get no score at all; a case
@@ -13,54 +13,15 @@ naming a schema the project does not define is "not measured".
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from rung.evals.jsonx import JSONExtractError, extract_json, to_jsonable
+from rung.core import Answer, Case, Score
+from rung.core.schemas import validate_json_schema, validate_pydantic
 from rung.evals.scorers.base import ScoreContext, register
-from rung.evals.types import Case, Score
-from rung.pipeline.answer import Answer
+from rung.text.jsonx import JSONExtractError, extract_json, to_jsonable
 
 SCHEMA_VALID = "schema_valid"
-_MAX_ERRORS = 5
-
-
-def json_path(parts: Any) -> str:
-    """["items", 0, "qty"] -> "$.items[0].qty"."""
-    out = "$"
-    for p in parts:
-        out += f"[{p}]" if isinstance(p, int) else f".{p}"
-    return out
-
-
-def validate_json_schema(data: Any, schema: dict[str, Any], validator: Any = None) -> list[str]:
-    """Error lines ("<path>: <message>"), the most relevant first; [] when data is valid."""
-    from jsonschema import validators
-    from jsonschema.exceptions import best_match
-
-    if validator is None:
-        cls = validators.validator_for(schema, default=validators.Draft202012Validator)
-        validator = cls(schema)
-    errors = sorted(validator.iter_errors(data), key=lambda e: [str(p) for p in e.absolute_path])
-    if not errors:
-        return []
-    best = best_match(errors)
-    ordered = [best] + [e for e in errors if e is not best]
-    return [f"{json_path(e.absolute_path)}: {e.message}" for e in ordered[:_MAX_ERRORS]]
-
-
-def validate_pydantic(data: Any, model: type) -> list[str]:
-    """Error lines for a pydantic model class, validated in JSON mode; [] when valid."""
-    from pydantic import ValidationError
-
-    if isinstance(data, model):
-        return []
-    try:
-        model.model_validate_json(json.dumps(data, ensure_ascii=False))  # type: ignore[attr-defined]
-    except ValidationError as e:
-        return [f"{json_path(err['loc'])}: {err['msg']}" for err in e.errors()[:_MAX_ERRORS]]
-    return []
 
 
 def _is_model_class(schema: Any) -> bool:

@@ -5,14 +5,14 @@ two of them) with details["method"] naming the scorer. A case that gives the sco
 compare with (no reference, no key facts) is "not measured", never a fail.
 
 - exact: the answer equals the reference (normalised by default: case, whitespace,
-  punctuation and number formatting do not matter; see rung.evals.textnorm).
+  punctuation and number formatting do not matter; see rung.text.textnorm).
 - contains: key facts occur in the answer. Facts come from, first match wins:
   case.metadata["must_include"] (all required) and/or case.metadata["any_of"] (one required);
   the `all_of` / `any_of` parameters; the case's reference (required whole).
 - regex: every `pattern` matches (re.search) and no `must_not_match` pattern does (the
   parameter's and case.metadata["must_not_match"]). With `from_reference: true` the case's
   reference is a pattern too. Case-insensitive unless `ignore_case: false`.
-- json_match: the answer's JSON (answer.parsed when set, else rung.evals.jsonx.extract_json of
+- json_match: the answer's JSON (answer.parsed when set, else rung.text.jsonx.extract_json of
   the text) compared field by field with the expected JSON (case.metadata["expected"], else
   case.reference parsed as JSON). value = share of fields matching; details["passed"] says
   whether it reaches `threshold` (default 1.0).
@@ -29,12 +29,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from rung.core import Answer, Case, Score
 from rung.errors import ScorerError
-from rung.evals import textnorm
-from rung.evals.jsonx import JSONExtractError, extract_json, to_jsonable
 from rung.evals.scorers.base import ScoreContext, register
-from rung.evals.types import Case, Score
-from rung.pipeline.answer import Answer
+from rung.text import textnorm
+from rung.text.jsonx import JSONExtractError, extract_json, to_jsonable
 
 TASK_SUCCESS = "task_success"
 _MODES = ("exact", "contains")

@@ -21,8 +21,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from rung.core import RetrievedChunk
 from rung.errors import ConfigError
-from rung.pipeline.answer import RetrievedChunk
 from rung.pipeline.retrieval.documents import Document
 
 TOKENS_PER_PIECE = 1.2

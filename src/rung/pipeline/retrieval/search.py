@@ -37,8 +37,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rung.config import RetrievalConfig
+from rung.core import RetrievedChunk
 from rung.errors import ConfigError
-from rung.pipeline.answer import RetrievedChunk
 from rung.pipeline.retrieval.chunking import approx_tokens
 from rung.pipeline.retrieval.documents import flag, in_force, superseded_ids
 from rung.pipeline.retrieval.index import CorpusIndex

@@ -31,9 +31,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from rung.core import Message, ToolCall
 from rung.errors import ConfigError, ModelError
-from rung.models.base import Completion, Message, Model, ProgressCallback, Request
-from rung.pipeline.answer import ToolCall
+from rung.models.base import Completion, GenRequest, Model, ProgressCallback
 from rung.pipeline.tools.base import normalise_key
 
 if TYPE_CHECKING:
@@ -292,7 +292,7 @@ def result_message(calls: list[ToolCall]) -> str:
     return "\n".join(lines)
 
 
-def run_tool_rounds(model: Model, requests: list[Request], toolset: ToolSet,
+def run_tool_rounds(model: Model, requests: list[GenRequest], toolset: ToolSet,
                     max_rounds: int = DEFAULT_MAX_ROUNDS, *,
                     contexts: Sequence[Mapping[str, Any] | None] | None = None,
                     progress: ProgressCallback | None = None,
@@ -320,7 +320,7 @@ def run_tool_rounds(model: Model, requests: list[Request], toolset: ToolSet,
     for _ in range(max_rounds):
         if not pending:
             break
-        follow_ups: list[Request] = []
+        follow_ups: list[GenRequest] = []
         for i, calls in pending.items():
             context = contexts[i] if contexts is not None else None
             executed = [toolset.execute(c, context) for c in calls[:max_calls_per_turn]]
@@ -331,7 +331,7 @@ def run_tool_rounds(model: Model, requests: list[Request], toolset: ToolSet,
             added[i] += [{"role": "assistant", "content": said},
                          {"role": "user", "content": result_message(executed)}]
             req = requests[i]
-            follow_ups.append(Request(tuple(req.messages) + tuple(added[i]), req.params, req.adapter))
+            follow_ups.append(GenRequest(tuple(req.messages) + tuple(added[i]), req.params, req.adapter))
         outs = _generate(model, follow_ups, None)
         for i, out in zip(pending, outs):
             parts[i].append(out)
@@ -341,7 +341,7 @@ def run_tool_rounds(model: Model, requests: list[Request], toolset: ToolSet,
     return final, traced
 
 
-def _generate(model: Model, requests: list[Request], progress: ProgressCallback | None) -> list[Completion]:
+def _generate(model: Model, requests: list[GenRequest], progress: ProgressCallback | None) -> list[Completion]:
     if not requests:
         return []
     out = model.generate(requests, progress=progress)

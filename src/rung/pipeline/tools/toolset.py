@@ -3,7 +3,7 @@
     toolset = ToolSet.from_config(config, candidate.tools)
     system += "\\n\\n" + toolset.system_prompt_section()
     for call in toolset.find_calls(completion.text):
-        tool_call = toolset.execute(call)          # a traced rung.pipeline.answer.ToolCall
+        tool_call = toolset.execute(call)          # a traced rung.core.ToolCall
     final = toolset.render_phrases(text)           # {{phrase:key}} -> approved wording
 
 `toolset.openai_tools()` gives the OpenAI `tools` JSON for endpoints with native tool calling.
@@ -16,9 +16,8 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from rung.core import Message, ToolCall
 from rung.errors import ConfigError
-from rung.models.base import Message
-from rung.pipeline.answer import ToolCall
 from rung.pipeline.tools.base import Tool, ToolError
 from rung.pipeline.tools.calculator import Calculator
 from rung.pipeline.tools.phrases import PhraseLibrary, PhraseResult

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from rung.config import RungConfig
+from rung.core import Case
 from rung.errors import DataError
-from rung.evals.types import Case
 from rung.tune.data.balance import balance
 from rung.tune.data.card import make_card
 from rung.tune.data.cases import examples_from_cases

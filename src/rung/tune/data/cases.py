@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from rung.core import Case
 from rung.errors import DataError
 from rung.evals.suite import load_suite
-from rung.evals.types import Case
 from rung.tune.data.sources import LineageDefaults, Skipped, file_time, with_target
 from rung.tune.example import Example
 

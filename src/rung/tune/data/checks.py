@@ -26,9 +26,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from rung.config import DataChecksConfig
+from rung.core import Case
 from rung.errors import DataError, did_you_mean
-from rung.evals import textnorm
-from rung.evals.types import Case
+from rung.text import textnorm
 from rung.tune.data.similarity import nearest_across, pairs_within, user_text
 from rung.tune.example import Example
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rung.models.base import Message
+from rung.core import Message
 
 BLOCK = 512
 

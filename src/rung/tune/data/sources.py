@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from rung.config import DatasetConfig
-from rung.models.base import Message
+from rung.core import Message
 from rung.tune.example import Lineage, Source
 
 

@@ -15,8 +15,8 @@ from types import EllipsisType
 from typing import Any, Protocol
 
 from rung.config import RungConfig
-from rung.models.base import Message, ProgressCallback
-from rung.pipeline.answer import RetrievedChunk
+from rung.core import Message, RetrievedChunk
+from rung.models.base import ProgressCallback
 from rung.pipeline.context import CLOSE_FENCE, OPEN_FENCE, format_context, format_source
 from rung.tune.example import Example, Lineage
 
@@ -203,7 +203,7 @@ def load_knowledge(config: RungConfig) -> Knowledge:
 @functools.lru_cache(maxsize=65536)
 def words(text: str) -> frozenset[str]:
     """Content words of a text (stemmed, no stopwords), memoised: chunks are compared often."""
-    from rung.evals.claims import content_tokens
+    from rung.text.claims import content_tokens
 
     return frozenset(content_tokens(text))
 

@@ -27,8 +27,8 @@ import random
 from collections import Counter
 
 from rung.config import RungConfig
+from rung.core import RetrievedChunk
 from rung.models.base import ProgressCallback
-from rung.pipeline.answer import RetrievedChunk
 from rung.pipeline.context import format_source
 from rung.pipeline.retrieval.chunking import approx_tokens
 from rung.tune.example import Example

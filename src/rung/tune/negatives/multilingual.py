@@ -37,8 +37,9 @@ from typing import Any
 import yaml
 
 from rung.config import RungConfig
+from rung.core import Message
 from rung.errors import ConfigError
-from rung.models.base import GenerationParams, Message, ProgressCallback, Request
+from rung.models.base import GenerationParams, GenRequest, ProgressCallback
 from rung.pipeline.retrieval.chunking import approx_tokens
 from rung.tune.example import Example
 from rung.tune.negatives._common import (cited_docs, count, derive, is_refusal, language, question,
@@ -217,11 +218,11 @@ def _translated(plan: list[tuple[Example, str]], config: RungConfig, table: Temp
     return out
 
 
-def _request(text: str, lang: str) -> Request:
+def _request(text: str, lang: str) -> GenRequest:
     messages: list[Message] = [{"role": "system", "content": TRANSLATE_SYSTEM.format(language=LANGUAGE_NAMES[lang])},
                                {"role": "user", "content": text}]
     params = GenerationParams(max_new_tokens=min(2048, 2 * approx_tokens(text) + 32), temperature=0.0)
-    return Request.chat(messages, params)
+    return GenRequest.chat(messages, params)
 
 
 # ---------------------------------------------------------------- shared

@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from rung.core import Message
 from rung.errors import RungError
-from rung.models.base import Message
 from rung.tune.example import Example
 
 IGNORE = -100

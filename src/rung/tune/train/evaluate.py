@@ -6,7 +6,7 @@ dataset, and the answers are scored.
   rendering, batching and greedy decoding as serving, so what is evaluated is what is served
   (training keeps float32 weights; a served bf16 model can round differently).
 - Metrics, one dict per evaluation:
-  - token_f1: token overlap F1 between answer and target (rung.evals.textnorm tokens), the
+  - token_f1: token overlap F1 between answer and target (rung.text.textnorm tokens), the
     simple task metric that always applies;
   - eval_loss: the teacher-forced loss on the dev targets (computed by the trainer);
   - with `tune.train.eval_suite`, every score that suite's scorers give the answers
@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rung.core import Case
 from rung.errors import ConfigError
-from rung.evals import textnorm
-from rung.evals.types import Case
+from rung.text import textnorm
 from rung.tune.example import Example
 from rung.tune.train.collate import with_system_prompt
 from rung.tune.train.job import TuneJob
@@ -109,10 +109,10 @@ def evaluate(model: Any, tok: Any, job: TuneJob, dev: Sequence[Example],
              scoring: SuiteScoring | None) -> dict[str, Any]:
     """Generate answers to the dev split with `model` and score them; {metric: value, ...}.
     The model is switched to eval mode and back to train mode."""
+    from rung.core import Answer
     from rung.evals.runner import score_answer
-    from rung.models.base import GenerationParams, Request
+    from rung.models.base import GenerationParams, GenRequest
     from rung.models.local import LocalModel
-    from rung.pipeline.answer import Answer
 
     was_training = model.training
     model.eval()
@@ -122,7 +122,7 @@ def evaluate(model: Any, tok: Any, job: TuneJob, dev: Sequence[Example],
                                         max_batch_size=max(len(dev), 1))
         params = GenerationParams(max_new_tokens=job.train.eval_max_new_tokens)
         cases = [dev_case(ex, job.system_prompt) for ex in dev]
-        completions = served.generate([Request.chat(c.chat(), params) for c in cases])
+        completions = served.generate([GenRequest.chat(c.chat(), params) for c in cases])
     finally:
         if was_training:
             model.train()

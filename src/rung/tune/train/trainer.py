@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from rung.errors import RungError
-from rung.evals.jsonx import json_objects
+from rung.text.jsonx import json_objects
 from rung.tune.example import Dataset
 from rung.tune.train import artifacts, checkpoints
 from rung.tune.train.checkpoints import LoopState
