@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 
 from rung.config.base import _Strict
 from rung.config.models import GenerationConfig
+from rung.config.serving import GuardrailsConfig
 
 
 class CorpusConfig(_Strict):
@@ -94,6 +95,7 @@ class CandidateConfig(_Strict):
     require_citations: bool = False
     answer: AnswerConfig = Field(default_factory=AnswerConfig)
     refusal_gate: RefusalGateConfig | None = None
+    guardrails: GuardrailsConfig | None = None  # `rung serve` checks (rung.config.serving)
 
     @model_validator(mode="after")
     def _extractive_needs_retrieval(self) -> CandidateConfig:

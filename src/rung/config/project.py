@@ -13,6 +13,7 @@ from rung.config.constraints import Constraints
 from rung.config.models import ModelConfig
 from rung.config.suites import GateConfig, SuiteConfig
 from rung.config.operations import DriftConfig, MonitorConfig, RefreshConfig, RolloutConfig
+from rung.config.serving import ServingConfig
 from rung.config.tune import TuneConfig
 from rung.errors import ConfigError, did_you_mean
 from rung.yamlfile import parse_yaml, validation_message
@@ -45,6 +46,7 @@ class RungConfig(_Strict):
     monitor: MonitorConfig = Field(default_factory=MonitorConfig)
     drift: DriftConfig = Field(default_factory=DriftConfig)
     refresh: RefreshConfig = Field(default_factory=RefreshConfig)
+    serving: ServingConfig = Field(default_factory=ServingConfig)  # `rung serve` (rung.config.serving)
 
     # set by load_config, not part of the file
     root: Path = Field(default=Path("."), exclude=True)
