@@ -22,7 +22,7 @@ LATEST := $(or $(TMPDIR),/tmp)/rung-latest-venv
 EXAMPLE ?= examples/support-desk
 SAMPLE  ?= 40
 
-.PHONY: demo test test-fast test-latest lock install bench chromium clean
+.PHONY: demo test test-fast test-latest lock install bench chromium postgresql clean
 
 install: $(STAMP)
 
@@ -49,7 +49,7 @@ lock:
 	  --no-header -o $(EMBEDDED_LOCK)
 
 # The suite on the newest versions the registry serves today, in a throwaway venv (not the lock).
-test-latest: chromium
+test-latest: chromium postgresql
 	rm -rf $(LATEST) && $(PYTHON) -m venv $(LATEST)
 	$(LATEST)/bin/python -m pip install -q torch==2.13.0
 	$(LATEST)/bin/python -m pip install -q '.[test,serve]'
@@ -66,10 +66,16 @@ chromium:
 	  if [ "$$(id -u)" = 0 ]; then (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "warning: could not install chromium; its tests will be skipped"; \
 	  else echo "note: chromium not installed (apt-get install chromium); its tests will be skipped"; fi; }
 
+# a PostgreSQL server the release and store tests start in a temp folder (Debian package; root or sudo)
+postgresql:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then (apt-get update -qq && apt-get install -y -qq postgresql >/dev/null) || echo "warning: could not install postgresql; its tests will be skipped"; \
+	  else echo "note: postgresql not installed (apt-get install postgresql); its tests will be skipped"; fi; }
+
 demo: $(STAMP)
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(RUNG) ladder -c $(EXAMPLE) --sample $(SAMPLE)
 
-test: $(STAMP) chromium
+test: $(STAMP) chromium postgresql
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest -q
 
 test-fast: $(STAMP)

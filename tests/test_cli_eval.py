@@ -42,6 +42,8 @@ suites:
 gate:
   thresholds:
     task_success: {{min: 0.5}}
+constraints:
+  latency_probe: {{cases: 0}}  # model calls counted below are the evaluation's (test_latency.py probes)
 """)
     return tmp_path
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from rung.config.base import EMBEDDED_EMBEDDER, EMBEDDED_LLM, PER_CASE_SCHEMA
 from rung.config.candidates import (AnswerConfig, CandidateConfig, CorpusConfig, PromptConfig,
                                     RefusalGateConfig, RetrievalConfig)
-from rung.config.constraints import Constraints
+from rung.config.constraints import Constraints, LatencyProbeConfig
 from rung.config.models import GenerationConfig, ModelConfig, Price
 from rung.config.project import PathsConfig, RungConfig, load_config
 from rung.config.suites import GateConfig, ScorerSpec, SuiteConfig, Threshold
@@ -30,6 +30,7 @@ __all__ = [
     "RefusalGateConfig",
     "RetrievalConfig",
     "Constraints",
+    "LatencyProbeConfig",
     "GenerationConfig",
     "ModelConfig",
     "Price",

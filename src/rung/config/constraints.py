@@ -7,12 +7,22 @@ from pydantic import Field
 from rung.config.base import _Strict
 
 
+class LatencyProbeConfig(_Strict):
+    """Latency as served (rung.evals.latency): after a run, `cases` of its cases (spread over
+    request length) are answered again with the uncached model, `concurrency` at a time; the
+    P95 budget is judged on these latencies, not on the batched evaluation's."""
+
+    cases: int = Field(8, ge=0, le=10_000)  # 0: no probe (the budget falls back to batched P95)
+    concurrency: int = Field(1, ge=1, le=1024)  # requests that arrive together; 1: one at a time
+
+
 class Constraints(_Strict):
     """The framework's four questions (latency and cost, data sensitivity, change velocity,
     evaluation readiness), the targets, and the cost model's prices (`rung decide`,
     docs/decide.md). Money is in the currency of the models' `price`."""
 
-    p95_latency_ms: float | None = Field(None, gt=0)
+    p95_latency_ms: float | None = Field(None, gt=0)  # judged on latency as served (below)
+    latency_probe: LatencyProbeConfig = Field(default_factory=LatencyProbeConfig)
     cost_per_1k_requests: float | None = Field(None, ge=0)
     requests_per_month: int | None = Field(None, ge=0)
     data_may_leave_network: bool = True

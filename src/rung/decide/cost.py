@@ -6,7 +6,10 @@
   request, shared by the requests it serves at once:
   `compute_price_per_hour x (mean_latency_ms / 3.6e6) / serving_concurrency x 1e6`.
   Assumes the instance is kept busy (no idle time billed) and that latency under load equals the
-  measured latency; both are stated in the figure.
+  measured latency; both are stated in the figure. The latency here is the batched evaluation's
+  (each case waited for its batch of `batch_size`): a throughput figure, which is what an
+  instance serving `serving_concurrency` requests at once costs; the P95 budget is judged on the
+  latency probe instead (latency as served, rung.evals.latency).
 - Training (levels 1 and 2): `hours x training_price_per_hour`, hours measured by the tuning job
   (rung-lineage.json) when present, else `training_hours_level1/2`. It is amortised over
   `amortisation_months` and paid again at every policy change (`policy_changes_per_month`), so
@@ -91,7 +94,7 @@ def inference_cost(e: Evidence, c: Constraints) -> CostFigure:
         return CostFigure("inference (endpoint)", per_request * MILLION,
                           "(tokens_in_mean/1000 x price_in_per_1k + tokens_out_mean/1000 x "
                           "price_out_per_1k) x 1e6", inputs)
-    lat = e.mean_latency_ms
+    lat = e.mean_latency_ms  # batched: the evaluation's throughput, not one request's latency
     inputs = {"compute_price_per_hour": c.compute_price_per_hour, "mean_latency_ms": lat,
               "serving_concurrency": c.serving_concurrency}
     if lat is None:
@@ -137,7 +140,9 @@ def candidate_cost(e: Evidence, c: Constraints) -> CandidateCost:
     if e.self_hosted:
         out.assumptions.append(
             f"self-hosted: one instance at {c.compute_price_per_hour:g}/hour serves "
-            f"{c.serving_concurrency:g} requests at once at the measured latency, kept busy")
+            f"{c.serving_concurrency:g} requests at once at the measured latency, kept busy; "
+            "mean_latency_ms is the batched evaluation's (a throughput figure), not latency as "
+            "served")
     elif e.price_in_per_1k == 0 and e.price_out_per_1k == 0:
         out.assumptions.append(f"endpoint {e.model or e.model_id!r} has price 0: set its "
                                "`price` in rung.yaml for a real figure")

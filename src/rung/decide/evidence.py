@@ -85,12 +85,39 @@ class Evidence:
         return m if m is not None and m.mean is not None else None
 
     @property
+    def served(self) -> bool:
+        """The run has a latency probe: its latency is measured as served, not as evaluated."""
+        return self.summary.served_p95_latency_ms is not None
+
+    @property
     def p95_ms(self) -> float | None:
+        """The P95 the decision judges: as served (the latency probe) when measured, else the
+        batched evaluation's (`latency_basis` says which)."""
+        if self.served:
+            return self.summary.served_p95_latency_ms
         return self.summary.p95_latency_ms
 
     @property
     def p50_ms(self) -> float | None:
+        if self.served:
+            return self.summary.served_p50_latency_ms
         return self.summary.p50_latency_ms
+
+    @property
+    def batched_p95_ms(self) -> float | None:
+        """P95 of the evaluation's per-case latency: each case waited for its whole batch."""
+        return self.summary.p95_latency_ms
+
+    @property
+    def latency_basis(self) -> str:
+        """Which latency `p95_ms` is, in words."""
+        s = self.summary
+        if self.served:
+            at = "one request at a time" if s.served_concurrency == 1 else \
+                f"{s.served_concurrency} requests at a time"
+            return f"as served ({len(s.served_latencies_ms)} sampled cases, {at}, uncached)"
+        batch = f"batches of {s.throughput_batch_size}" if s.throughput_batch_size else "batched"
+        return f"as evaluated ({batch}; no latency probe in the run)"
 
     @property
     def mean_latency_ms(self) -> float | None:

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from rung.errors import ConfigError, did_you_mean
+from rung.evals.latency import PROBE_KEY, THROUGHPUT_KEY, LatencyProbe, Throughput
 from rung.evals.types import CaseResult, RunResult
 
 STANDARD_METRICS: dict[str, bool] = {
@@ -40,6 +41,9 @@ RUN_AGGREGATES: dict[str, bool] = {
     "p50_latency_ms": False,
     "p95_latency_ms": False,
     "p99_latency_ms": False,
+    "served_p50_latency_ms": False,  # latency as served (the run's latency probe)
+    "served_p95_latency_ms": False,
+    "throughput_rps": True,  # batched: requests per second of answering at the run's batch size
     "cost_per_1k_requests": False,
     "tokens_in_mean": False,
     "tokens_out_mean": False,
@@ -103,6 +107,16 @@ class RunSummary:
     tags: dict[str, TagSummary]
     n_boot: int = 1000
     seed: int = 0
+    # latency as served (rung.evals.latency): the run's probe, None when it has none
+    served_p50_latency_ms: float | None = None
+    served_p95_latency_ms: float | None = None
+    served_latencies_ms: list[float] = field(default_factory=list)
+    served_concurrency: int | None = None
+    # the batched evaluation's throughput (requests/s at batch `throughput_batch_size`); None when
+    # not recorded or every answer was replayed from the response cache
+    throughput_rps: float | None = None
+    throughput_batch_size: int | None = None
+    throughput_cached: int = 0
 
     def names(self) -> list[str]:
         """Every name `value()` resolves: score names seen, standard names, run aggregates."""
@@ -140,6 +154,8 @@ def aggregate(run: RunResult, *, n_boot: int = 1000, seed: int = 0) -> RunSummar
     costs = [v for v in (_cost(r, run.info.price_in_per_1k, run.info.price_out_per_1k)
                          for r in run.results) if v is not None]
     p50, p95, p99 = _percentiles(latencies, (50, 95, 99))
+    probe = LatencyProbe.from_dict(run.info.metadata.get(PROBE_KEY))
+    tput = Throughput.from_dict(run.info.metadata.get(THROUGHPUT_KEY))
     return RunSummary(
         run_id=run.info.id,
         candidate=run.info.candidate,
@@ -161,6 +177,13 @@ def aggregate(run: RunResult, *, n_boot: int = 1000, seed: int = 0) -> RunSummar
         tags=_tag_summaries(by_case, metrics),
         n_boot=n_boot,
         seed=seed,
+        served_p50_latency_ms=probe.p50_ms if probe else None,
+        served_p95_latency_ms=probe.p95_ms if probe else None,
+        served_latencies_ms=list(probe.latencies_ms) if probe else [],
+        served_concurrency=probe.concurrency if probe else None,
+        throughput_rps=tput.requests_per_s if tput else None,
+        throughput_batch_size=tput.batch_size if tput else None,
+        throughput_cached=tput.cached if tput else 0,
     )
 
 

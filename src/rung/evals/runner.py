@@ -2,6 +2,12 @@
 
 - Each batch of cases is answered with one `Pipeline.answer_batch` call, scored by every scorer
   and stored in one transaction, so a run killed at any moment keeps every finished batch.
+  Cases are batched in order of request length (shortest first), so one long prompt does not
+  pad seven short ones; the run is returned in suite order. The time spent answering is kept
+  as the run's batched throughput (`metadata["throughput"]`, rung.evals.latency).
+- Latency as served: `evaluate_candidate` then answers a sample of the cases again with the
+  uncached model at the serving concurrency (`constraints.latency_probe`) and stores the probe
+  with the run (`metadata["latency_probe"]`); a reused run gets one when it has none yet.
 - `resume=True` continues the latest unfinished run of the same candidate (hash) on the same
   suite (hash); `resume="RUN_ID"` continues that run. Only (case, epoch) pairs not yet stored are
   answered, so nothing is lost and nothing is computed twice.
@@ -22,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from rung.core import Answer, Case, Score
 from rung.errors import ConfigError, StoreError
+from rung.evals.latency import PROBE_KEY, LatencyProbe, add_throughput, order_by_length, probe_latency
 from rung.evals.scorers.base import ScoreContext, Scorer, build_scorer
 from rung.evals.types import CaseResult, RunInfo, RunResult
 
@@ -169,7 +176,8 @@ def run_suite(pipeline: Pipeline, suite: Suite, scorers: list[Scorer], ctx: Scor
         info = _new_run(pipeline, suite, ctx, store, epochs, batch_size, run_metadata, project)
     done = store.done_keys(info.id)
     total = len(suite.cases) * info.epochs
-    todo = [(epoch, case) for epoch in range(info.epochs) for case in suite.cases
+    by_length = [suite.cases[i] for i in order_by_length(suite.cases)]  # batches of similar length
+    todo = [(epoch, case) for epoch in range(info.epochs) for case in by_length
             if (case.id, epoch) not in done]
     finished = total - len(todo)
     if progress:
@@ -182,7 +190,10 @@ def run_suite(pipeline: Pipeline, suite: Suite, scorers: list[Scorer], ctx: Scor
             for epoch in sorted({e for e, _ in chunk}):
                 cases = [c for e, c in chunk if e == epoch]
                 inner = _offset(progress, finished + len(results), total)
+                t_batch = time.perf_counter()
                 answers = pipeline.answer_batch(cases, inner, epoch=epoch)
+                add_throughput(info.metadata, len(answers), time.perf_counter() - t_batch,
+                               sum(1 for a in answers if a.cached), batch_size)
                 for case, answer in zip(cases, answers):
                     results.append(CaseResult(case, answer, score_answer(case, answer, scorers, ctx), epoch))
             store.add_results(info.id, results)
@@ -265,10 +276,36 @@ def evaluate_candidate(config: RungConfig, candidate: str | None, store: RunStor
     if reuse and epochs == 1 and not isinstance(resume, str):  # a named run is resumed, not reused
         found = store.latest_finished(pipeline.hash, s.hash)
         if found is not None and found.metadata.get("scorers_key") == key:
-            return _in_suite_order(store.get_run(found.id), s), True
+            run = _in_suite_order(store.get_run(found.id), s)
+            measure_served_latency(config, pipeline, run, store, on_loading=on_loading)
+            return run, True
     scorers = build_scorers(suite_cfg, s)
     ctx = make_context(config, pipeline.name)
     bs = batch_size or config.models[pipeline.candidate.model].max_batch_size
     run = run_suite(pipeline, s, scorers, ctx, store, epochs=epochs, batch_size=bs, resume=resume,
                     progress=progress, project=config.project, run_metadata={"scorers_key": key})
+    measure_served_latency(config, pipeline, run, store, on_loading=on_loading)
     return run, False
+
+
+def measure_served_latency(config: RungConfig, pipeline: Pipeline, run: RunResult, store: RunStore,
+                           *, on_loading: Callable[[str], None] | None = None) -> LatencyProbe | None:
+    """The run's latency probe (rung.evals.latency): the stored one when it was measured with the
+    current `constraints.latency_probe` settings, else a new one, stored with the run. None when
+    the probe is off (cases: 0)."""
+    settings = config.constraints.latency_probe
+    if settings.cases <= 0 or not run.results:
+        return None
+    stored = LatencyProbe.from_dict(run.info.metadata.get(PROBE_KEY))
+    if stored is not None and stored.matches(settings.cases, settings.concurrency):
+        return stored
+    cases = list({r.case.id: r.case for r in run.results}.values())
+    answers = {r.case.id: r.answer.text for r in run.results if r.epoch == 0}
+    if on_loading:
+        on_loading(f"latency as served: {min(settings.cases, len(cases))} cases, "
+                   f"{settings.concurrency} at a time, uncached")
+    probe = probe_latency(pipeline, cases, n=settings.cases, concurrency=settings.concurrency,
+                          answers=answers)
+    run.info.metadata[PROBE_KEY] = probe.to_dict()
+    store.update_metadata(run.info.id, run.info.metadata)
+    return probe
