@@ -186,3 +186,36 @@ def test_monitor_report_renders_in_chromium(tmp_path):
     assert png.is_file() and (0xD6, 0x27, 0x28) in colours
     assert "P95 latency (ms)" in dom and "hallucination-flag rate" in dom and "Alert events" in dom
     assert "aaaaaaaaaaaa @ production" in dom and "bbbbbbbbbbbb @ production" in dom
+
+
+def test_monitor_cli_once_deduplicates_across_runs_and_exports(tmp_path, receiver):
+    from rung.ops.tracesource import write_jsonl
+    from tests.clirun import run_rung
+
+    (tmp_path / "rung.yaml").write_text(
+        "project: t\npaths: {store: rung.db, artifacts: artifacts}\n"
+        "constraints: {p95_latency_ms: 1500, cost_per_1k_requests: 0.5}\n"
+        "monitor:\n"
+        f"  webhooks: [{{url: '{receiver.url}'}}]\n"
+        "  rules:\n"
+        "    p95: {kind: p95_latency, budget_ms: 1500, window_minutes: 5, min_requests: 20}\n"
+        "    errors: {kind: error_rate, max_rate: 0.05}\n")
+    path = write_jsonl(_traffic(1_700_000_000, 1_700_000_600, 2.0, slow_from=1_700_000_300),
+                       tmp_path / "traces.jsonl")
+    cfg = str(tmp_path / "rung.yaml")
+    at = "2023-11-14T22:23:20+00:00"  # 1_700_000_600
+    p = run_rung("monitor", "-c", cfg, "--traces", str(path), "--at", at)
+    assert p.returncode == 0, p.stderr
+    assert "FIRING (warning) p95" in p.stdout and "firing" in p.stdout
+    p = run_rung("monitor", "-c", cfg, "--traces", str(path), "--at", at)  # same state: no new event
+    assert p.returncode == 0 and "FIRING" not in p.stdout
+    assert [b["status"] for b in receiver.bodies] == ["firing"]
+    assert (tmp_path / ".rung" / "alerts.jsonl").is_file()
+    p = run_rung("monitor", "-c", cfg, "--export-prometheus-rules", str(tmp_path / "rules.yml"))
+    assert p.returncode == 0, p.stderr
+    assert "wrote 2 Prometheus alerting rule(s)" in p.stdout
+    p = run_rung("monitor", "-c", cfg, "--report", "--traces", str(path), "--at", at, "--since", "1h",
+                 "-o", str(tmp_path / "m.html"))
+    assert p.returncode == 0, p.stderr
+    page = (tmp_path / "m.html").read_text()
+    assert "<svg" in page and "p95" in page
