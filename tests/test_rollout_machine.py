@@ -139,3 +139,18 @@ def test_sticky_assignment(store):
     assert 0.2 < sum(p.shadow == b.id for p in picks) / 2000 < 0.3
     r.status = "rolled back"
     assert choose(r, "acme", "u", request_id="x").shadow is None
+
+
+def test_rollout_cache_for_the_gateway(store):
+    from rung.ops.rollout.assign import RolloutCache
+
+    a, b = make_release(store, "a"), make_release(store, "b")
+    _live(store, a)
+    cache = RolloutCache(store, ttl_s=0.0)
+    assert cache.choose("production@acme", "acme", "u1", "r1", a.id).arm == "stable"
+    start_rollout(store, "production", b.id, RolloutConfig(mode="shadow", steps=[100]))
+    c = cache.choose("production@acme", "acme", "u1", "r1", a.id)  # tenant channel follows its base
+    assert c.release == a.id and c.shadow == b.id
+    assert cache.choose("production", "acme", "u1", "r1", "f" * 64).shadow is None  # channel moved
+    abort_rollout(store, "production")
+    assert cache.choose("production", "acme", "u1", "r1", a.id).shadow is None

@@ -74,3 +74,41 @@ def shadow_release(rollout: Rollout | None, request_id: str) -> str | None:
 
 
 __all__ = ["CANARY", "SHADOW", "STABLE", "Choice", "bucket", "choose", "choose_arm", "shadow_release"]
+
+
+class RolloutCache:
+    """The gateway's view of running rollouts: the channel's rollout read from the release
+    store at most every `ttl_s` seconds (a rollout step changes every few minutes; a request
+    must not pay a database read), then `choose` per request."""
+
+    def __init__(self, store: object, ttl_s: float = 2.0) -> None:
+        import threading
+
+        self.store = store
+        self.ttl_s = ttl_s
+        self._cache: dict[str, tuple[float, Rollout | None]] = {}
+        self._lock = threading.Lock()
+
+    def rollout(self, channel: str) -> Rollout | None:
+        import time
+
+        from rung.ops.rollout.state import running_rollout
+
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(channel)
+            if hit is not None and now - hit[0] < self.ttl_s:
+                return hit[1]
+        r = running_rollout(self.store, channel)  # type: ignore[arg-type]
+        if r is None and "@" in channel:  # a tenant channel follows its base channel's rollout
+            r = running_rollout(self.store, channel.split("@", 1)[0])  # type: ignore[arg-type]
+        with self._lock:
+            self._cache[channel] = (now, r)
+        return r
+
+    def choose(self, channel: str, tenant: str | None, user: str | None, request_id: str | None,
+               stable: str | None) -> Choice:
+        r = self.rollout(channel)
+        if r is not None and stable is not None and r.stable != stable:
+            r = None  # the channel moved under the rollout (a manual promotion): serve what is live
+        return choose(r, tenant, user, request_id, stable)
