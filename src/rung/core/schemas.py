@@ -5,8 +5,8 @@
       order: myproject.models:OrderModel     # a pydantic model class, "module:Class"
 
 `load_schemas(config)` (a RungConfig) returns {name: JSON Schema dict | pydantic model class}.
-File paths are relative to rung.yaml's folder; modules are imported with that folder on sys.path (for the
-duration of the import). Every JSON Schema is checked against its metaschema (Draft 2020-12
+File paths are relative to rung.yaml's folder; modules are imported with that folder on
+sys.path (for the duration of the import). Every JSON Schema is checked against its metaschema (Draft 2020-12
 unless its $schema names another draft). Any problem is a ConfigError that names rung.yaml,
 the schema's key and the file (with its line for JSON syntax errors).
 
