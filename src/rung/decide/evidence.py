@@ -19,6 +19,7 @@ from rung.tune.train.artifacts import LINEAGE_FILE, read_lineage
 
 if TYPE_CHECKING:
     from rung.config import CandidateConfig, RungConfig
+    from rung.decide.diagnose import RunDiagnosis
     from rung.evals.aggregate import MetricSummary, RunSummary
     from rung.evals.compare import Comparison
     from rung.evals.store import RunStore
@@ -79,6 +80,7 @@ class Evidence:
     artifact: ArtifactInfo | None = None
     gain: Gain | None = None
     notes: list[str] = field(default_factory=list)
+    diagnosis: RunDiagnosis | None = None  # failing cases by cause (rung.decide.diagnose)
 
     def metric(self, name: str) -> MetricSummary | None:
         m = self.summary.metrics.get(name)
@@ -260,6 +262,7 @@ def gather_evidence(config: RungConfig, store: RunStore, *, suite: str | None = 
 
 def _evidence(config: RungConfig, run: RunResult, summary: RunSummary) -> Evidence:
     from rung.config import CandidateConfig
+    from rung.decide.diagnose import diagnose_run
 
     info = run.info
     cand: CandidateConfig | None = config.candidates.get(info.candidate)
@@ -279,7 +282,8 @@ def _evidence(config: RungConfig, run: RunResult, summary: RunSummary) -> Eviden
                      f"--no-cache` re-measures it)")
     e = Evidence(candidate=info.candidate, level=info.level, run_id=info.id, summary=summary,
                  model_id=info.model_id, price_in_per_1k=info.price_in_per_1k,
-                 price_out_per_1k=info.price_out_per_1k, notes=notes, self_hosted=False)
+                 price_out_per_1k=info.price_out_per_1k, notes=notes, self_hosted=False,
+                 diagnosis=diagnose_run(run, info.candidate, info.level))
     if cand is None:
         e.notes.append("model unknown: counted as not self-hosted")
         return e

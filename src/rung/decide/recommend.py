@@ -11,8 +11,10 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from rung.decide.checklist import CANNOT, ChecklistItem, walk
+from rung.decide.changes import Change, distinct_changes
+from rung.decide.checklist import CANNOT, SHIP, ChecklistItem, walk
 from rung.decide.cost import candidate_cost
+from rung.decide.diagnose import Diagnosis, diagnose_level0
 from rung.decide.evidence import Evidence, Gathered, gather_evidence
 from rung.decide.readiness import Readiness, assess_readiness
 from rung.decide.targets import Assessment, assess
@@ -32,8 +34,10 @@ class Decision:
     assessments: list[Assessment]
     readiness: Readiness
     constraints: dict[str, Any]
-    what_would_change: list[str] = field(default_factory=list)
+    what_would_change: list[str] = field(default_factory=list)  # one line per distinct change
     notes: list[str] = field(default_factory=list)
+    changes: list[Change] = field(default_factory=list)  # what_would_change, with what each moves
+    diagnosis: Diagnosis | None = None  # why level 0 fails (None when it passes or cannot tell)
 
     @property
     def exit_code(self) -> int:
@@ -50,6 +54,8 @@ class Decision:
             "candidates": [_assessment_dict(a) for a in self.assessments],
             "readiness": {**dataclasses.asdict(self.readiness), "ready": self.readiness.ready},
             "what_would_change": self.what_would_change,
+            "changes": [dataclasses.asdict(c) for c in self.changes],
+            "diagnosis": self.diagnosis.to_dict() if self.diagnosis else None,
             "constraints": self.constraints,
             "notes": self.notes,
         }
@@ -78,7 +84,15 @@ def decide_from_evidence(evidence: list[Evidence], readiness: Readiness,
         constraints=constraints.model_dump(),
         notes=list(notes or []) + [n for e in evidence for n in (f"{e.candidate}: {x}" for x in e.notes)],
     )
-    decision.what_would_change = _what_would_change(decision, chosen)
+    decision.changes = distinct_changes(decision.action, items, assessments, chosen)
+    decision.what_would_change = [c.text for c in decision.changes]
+    level0_passes = decision.action == SHIP and decision.level == 0
+    if decision.action != CANNOT and not level0_passes:
+        decision.diagnosis = diagnose_level0(assessments)
+        item = next((i for i in items if i.id == "level-0"), None)
+        if decision.diagnosis is not None and item is not None:
+            item.details.insert(0, f"why: {decision.diagnosis.sentence}; advice: "
+                                   f"{decision.diagnosis.advice}")
     return decision
 
 
@@ -102,25 +116,6 @@ def decide(config: RungConfig, store: RunStore, *, suite: str | None = None,
                                 notes=notes), gathered
 
 
-def _what_would_change(d: Decision, chosen: Assessment | None) -> list[str]:
-    out: list[str] = []
-    said: set[str] = set()
-    for item in d.items:
-        # two items can name the same change (level-0 and none, both about the closest candidate)
-        if item.what_would_change and item.verdict != "skip" and item.what_would_change not in said:
-            said.add(item.what_would_change)
-            out.append(f"[{item.id}] {item.what_would_change}")
-    if d.action == CANNOT:
-        return out  # until the harness is ready, candidate numbers change nothing
-    for a in d.assessments:
-        if a is chosen or not a.eligible:
-            continue
-        text = a.what_would_change()
-        if text and all(text not in line for line in out):
-            out.append(text)
-    return out
-
-
 def _assessment_dict(a: Assessment) -> dict[str, Any]:
     e = a.evidence
     return {
@@ -132,6 +127,17 @@ def _assessment_dict(a: Assessment) -> dict[str, Any]:
                    for c in a.checks],
         "p50_latency_ms": e.p50_ms, "p95_latency_ms": e.p95_ms,
         "tokens_in_mean": e.summary.tokens_in_mean, "tokens_out_mean": e.summary.tokens_out_mean,
+        "latency": {"basis": "served" if e.served else "batched", "describe": e.latency_basis,
+                    "served_p50_ms": e.summary.served_p50_latency_ms,
+                    "served_p95_ms": e.summary.served_p95_latency_ms,
+                    "served_n": len(e.summary.served_latencies_ms),
+                    "served_concurrency": e.summary.served_concurrency,
+                    "batched_p50_ms": e.summary.p50_latency_ms,
+                    "batched_p95_ms": e.summary.p95_latency_ms,
+                    "throughput_rps": e.summary.throughput_rps,
+                    "throughput_batch_size": e.summary.throughput_batch_size,
+                    "throughput_cached": e.summary.throughput_cached},
+        "diagnosis": e.diagnosis.to_dict() if e.diagnosis else None,
         "cost": {"per_1M": a.cost.total_per_million, "per_1k": a.cost.per_1k,
                  "complete": a.cost.complete, "assumptions": a.cost.assumptions,
                  "figures": [dataclasses.asdict(f) for f in a.cost.figures]},
