@@ -25,8 +25,8 @@ release_app = typer.Typer(
 app.add_typer(release_app, name="release")
 
 WHO_OPTION = typer.Option(None, "--who", help="Who is acting (default: $RUNG_USER, else the login name).")
-ARTIFACTS_OPTION = typer.Option(None, "--artifacts", help="Artifact folder (default: paths.artifacts "
-                                "of rung.yaml, else artifacts/ beside the SQLite store).")
+ARTIFACTS_OPTION = typer.Option(None, "--artifacts", help="Folder release files are copied into by hash "
+                                "(default: paths.releases of rung.yaml, else releases/ beside the SQLite store).")
 
 
 def _project(config: Path):  # -> RungConfig | None
@@ -39,8 +39,7 @@ def _store(config: Path, store: str | None, artifacts: Path | None = None):  # -
 
     cfg = _project(config)
     if cfg is not None:
-        return ReleaseStore(store or cfg.store_target(),
-                            artifacts or cfg.resolve(cfg.paths.artifacts))
+        return ReleaseStore.for_config(cfg, store, artifacts)
     return ReleaseStore(store or Path(".rung/rung.db"), artifacts)
 
 
@@ -323,6 +322,8 @@ def history(
         what = e.kind + (" (forced)" if e.forced else "")
         if e.kind == "flag":
             what = f"flag {e.flag}={e.value}"
+        elif e.kind not in ("promote", "rollback"):  # e.g. a rollout's steps
+            what = " ".join(x for x in (e.kind, e.flag, e.value) if x)
         evidence = ", ".join(e.evidence.get("runs", [])) if e.kind == "promote" else ""
         if e.forced:
             evidence += "; override: " + "; ".join(e.evidence.get("override", []))

@@ -10,8 +10,9 @@ Two tables beside `runs` (SQLAlchemy core; SQLite by default, any URL for a team
   saw, so two processes moving the same channel at once cannot both win: the second gets a
   ChannelConflict. Triggers refuse UPDATE and DELETE on both tables (SQLite and PostgreSQL).
 
-The artifact store is a folder of files named by their sha256 (`<artifacts>/releases/blobs/ab/
-abcd...`), written once, read-only; a release's manifest lists the hash of every file it needs.
+The artifact store is a folder of files named by their sha256 (`<releases folder>/blobs/ab/
+abcd...`; the folder is rung.yaml's `paths.releases`, default .rung/releases), written once,
+read-only; a release's manifest lists the hash of every file it needs.
 """
 
 from __future__ import annotations
@@ -215,8 +216,9 @@ def fold(channel: str, events: list[ChannelEvent]) -> ChannelState:
 
 class ReleaseStore:
     """Releases, channel logs and artifacts. `target` is the run store's SQLite path or
-    SQLAlchemy URL; `artifacts` the folder files are copied into by hash (default: `artifacts/`
-    beside a SQLite file; required for a URL)."""
+    SQLAlchemy URL; `artifacts` the folder release files are copied into by hash (default:
+    `releases/` beside a SQLite file; required for a URL: a folder every machine that serves
+    or verifies releases can read)."""
 
     def __init__(self, target: str | Path, artifacts: str | Path | None = None) -> None:
         from rung.evals.store import RunStore
@@ -227,9 +229,9 @@ class ReleaseStore:
             if "://" in str(target):
                 raise ReleaseError(f"{self.where}: the store is a URL: say where release artifacts go "
                                    "(paths.artifacts in rung.yaml, or --artifacts)")
-            artifacts = Path(str(target)).expanduser().parent / "artifacts"
+            artifacts = Path(str(target)).expanduser().parent / "releases"
         self.artifacts = Path(artifacts).expanduser()
-        self.blobs = self.artifacts / "releases" / "blobs"
+        self.blobs = self.artifacts / "blobs"
         self.engine = _engine(self.runs.url)
         try:
             _meta.create_all(self.engine)
@@ -238,9 +240,13 @@ class ReleaseStore:
             raise StoreError(f"{self.where}: cannot create the release tables: {_first_line(e)}") from None
 
     @classmethod
-    def for_config(cls, config: Any, store: str | Path | None = None) -> ReleaseStore:
-        """The project's store (or `store`) with the project's artifact folder."""
-        return cls(store or config.store_target(), config.resolve(config.paths.artifacts))
+    def for_config(cls, config: Any, store: str | Path | None = None,
+                   artifacts: str | Path | None = None) -> ReleaseStore:
+        """The project's store (or `store`) with the project's release folder: `paths.releases`
+        (or `artifacts`)."""
+        folder = getattr(config.paths, "releases", None)
+        default = config.resolve(folder) if folder else config.resolve(config.paths.artifacts) / "releases"
+        return cls(store or config.store_target(), artifacts or default)
 
     def __repr__(self) -> str:
         return f"ReleaseStore({self.where!r})"
