@@ -108,7 +108,8 @@ class TenantConfig(_Strict):
 
 
 class RateLimitConfig(_Strict):
-    """Per API key token bucket: `requests_per_minute` sustained, `burst` at once."""
+    """Per API key token bucket: `requests_per_minute` sustained, `burst` at once (and never more
+    than 10 seconds of the rate at once)."""
 
     requests_per_minute: float = Field(600.0, gt=0)
     burst: int = Field(20, ge=1)

@@ -1,5 +1,5 @@
 """Per-key rate limits: a token bucket per API key (`rate` requests per second sustained,
-`burst` at once). A request over the limit gets 429 with Retry-After (whole seconds until a
+`burst` at once, at most 10 s of the rate). A request over the limit gets 429 with Retry-After (whole seconds until a
 token is back). The buckets live in the gateway process: with `--workers N` each worker has its
 own, so a key may reach N times its limit (say so, or run one worker per model anyway)."""
 
@@ -24,8 +24,11 @@ class RateLimiter:
         self._clock = clock
 
     def acquire(self, key: str, per_minute: float, burst: int) -> float:
-        """Take one token for `key`; returns 0.0 when allowed, else seconds until it would be."""
+        """Take one token for `key`; returns 0.0 when allowed, else seconds until it would be.
+        The bucket holds `burst` tokens, and never more than 10 seconds' worth of the rate (a key
+        limited to 6 per minute cannot send 20 at once)."""
         rate = per_minute / 60.0
+        burst = max(1, min(burst, math.ceil(rate * 10)))
         now = self._clock()
         with self._lock:
             b = self._buckets.get(key)

@@ -33,6 +33,7 @@ from rung.ops.gateway.traces import FEEDBACK_LABELS, TraceRecord, TraceStore, ne
 from rung.ops.guardrails import GuardEvent
 
 log = logging.getLogger("rung.gateway")
+_CHUNK_META = ("version", "effective_date", "title", "jurisdiction", "product", "untrusted", "supersedes")
 
 
 @dataclass
@@ -343,6 +344,8 @@ class Gateway:
         elif blocked is not None:
             ttft = time.perf_counter() - t0  # the refusal is ready now
         timings["total"] = (time.perf_counter() - t0) * 1000
+        if ttft is not None:
+            timings["ttft"] = ttft * 1000
         status = "blocked" if blocked is not None else "ok"
         outcome = ChatOutcome(trace_id, target, text, finish, status, tokens_in, tokens_out, citations, events,
                               ttft_s=ttft, cost=cost, model_seconds=obs.seconds if obs else 0.0,
@@ -383,6 +386,7 @@ class Gateway:
         if answer is not None:
             keep = self.serving.traces.store_contexts
             contexts = [{"id": c.id, "doc_id": c.doc_id, "score": round(float(c.score), 4),
+                         "metadata": {k: v for k, v in (c.metadata or {}).items() if k in _CHUNK_META},
                          **({"text": c.text} if keep else {})} for c in answer.trace.retrieved]
         sample = status == "ok" and self.labeler is not None \
             and self._random.random() < self.serving.traces.label_sample_rate
