@@ -98,7 +98,8 @@ def check_promotion(store: ReleaseStore, release: Release, channel: str, gate: G
         run = store.runs.get_run(ev["id"])
         summary = aggregate(run)
         suite = ev["suite"]
-        for gl in evaluate_gate(summary, gate).lines:
+        plain = evaluate_gate(summary, gate).lines
+        for gl in plain:
             check.lines.append(Line(gl.name, gl.passed, f"{suite}: {gl.message}", suite))
         if live is None:
             continue
@@ -110,7 +111,8 @@ def check_promotion(store: ReleaseStore, release: Release, channel: str, gate: G
                                     "made; evaluate the live release on it, or --force --reason", suite))
             continue
         cmp = compare(store.runs.get_run(live_run_id), run, alpha=gate.alpha)
-        regression = evaluate_gate(summary, gate, cmp, fail_on_regression=True).lines[len(gate.thresholds):]
+        # the lines fail_on_regression adds after the gate's own
+        regression = evaluate_gate(summary, gate, cmp, fail_on_regression=True).lines[len(plain):]
         for gl in regression:
             check.lines.append(Line(gl.name, gl.passed, f"{suite}: {_regression_message(gl, cmp)}", suite))
         check.comparisons.append(_comparison_dict(suite, cmp))
