@@ -43,6 +43,16 @@ class DataError(RungError):
     """A training-data file is malformed, or a dataset failed a blocking check."""
 
 
+class TrainingError(RungError):
+    """A tuning job cannot be planned, started, resumed or finished (no dataset, a finished job,
+    a metric the dev split does not measure, a failed `accelerate launch`, ...)."""
+
+
+class ArtifactError(RungError):
+    """A trained artifact (adapter or weights folder, its rung-lineage.json) is missing,
+    malformed or cannot be written as asked."""
+
+
 def did_you_mean(word: str, options: object) -> str:
     """' (did you mean 'x'?)' for the closest of `options` to `word`, or '' when none is close."""
     import difflib

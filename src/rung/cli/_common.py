@@ -13,7 +13,7 @@ CANDIDATE_OPTION = typer.Option(None, "--candidate", "-C",
 NO_CACHE_OPTION = typer.Option(False, "--no-cache", help="Do not read or write the response cache.")
 SUITE_OPTION = typer.Option(None, "--suite", "-s", help="Suite name from rung.yaml (default: the only one).")
 STORE_OPTION = typer.Option(None, "--store", help="Run store: a SQLite path or SQLAlchemy URL "
-                            "(default: paths.store of rung.yaml, else .rung/rung.db).")
+                            "(default: paths.store of rung.yaml, else .rung/rung.db here).")
 
 
 def load(config: Path):  # -> RungConfig

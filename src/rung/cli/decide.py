@@ -23,7 +23,7 @@ def decide(
                                   "each candidate's latest finished run on the suite."),
     as_json: bool = typer.Option(False, "--json", help="Print the decision as JSON (nothing else)."),
     out: Path = typer.Option(None, "--out", "-o", help="Folder for decision.html, decision.md and "
-                             "decision.json (default: .rung/decision next to rung.yaml)."),
+                             "decision.json (default: paths.decisions of rung.yaml)."),
     store: str = STORE_OPTION,
 ) -> None:
     """Say which level of the ladder to ship (0 prompt + retrieval + tools, 1 adapters, 2 full
@@ -36,7 +36,7 @@ def decide(
     cfg = load(config)
     st = RunStore(store or cfg.store_target())
     decision, gathered = do_decide(cfg, st, suite=suite, runs=run or None)
-    out_dir = out if out is not None else cfg.resolve(".rung/decision")
+    out_dir = out if out is not None else cfg.path("decisions")
     paths = write_decision_report(decision, out_dir, runs=gathered.runs,
                                   title=f"rung decision: {cfg.project}")
     if as_json:

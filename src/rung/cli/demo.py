@@ -17,7 +17,7 @@ def demo(
     all_cases: bool = typer.Option(False, "--all", help="Evaluate every case (slow on a CPU)."),
     train: bool = typer.Option(False, "--train", help="Let the ladder train a LoRA adapter if it must "
                                "climb to level 1 (minutes on a CPU)."),
-    output: Path = typer.Option(None, "--output", "-o", help="Report folder (default: PROJECT/.rung/report)."),
+    output: Path = typer.Option(None, "--output", "-o", help="Report folder (default: paths.reports of the project)."),
 ) -> None:
     """Run the ladder on the example project with the embedded offline model: level 0 from the
     bare model to retrieval + schema + tools, climbing only when the checklist says so; prints the

@@ -13,7 +13,8 @@ from rung.cli._state import console
 from rung.cli.main import app
 
 def open_store(store: str | None, config: Path | None = None):  # -> RunStore
-    """The store named by --store, else the project's (rung.yaml in -c or the cwd), else .rung/rung.db."""
+    """The store named by --store, else the project's (rung.yaml in -c or the cwd), else the
+    default store (rung.config.paths.STORE) in the current folder."""
     from rung.evals.store import RunStore
 
     if store:
@@ -22,7 +23,7 @@ def open_store(store: str | None, config: Path | None = None):  # -> RunStore
     if cfg_path.exists():
         cfg = load(cfg_path)
         return RunStore(cfg.store_target())
-    return RunStore(Path(".rung/rung.db"))
+    return RunStore()
 
 
 def evaluate(cfg, candidate: str | None, suite: str | None = None, *, epochs: int = 1,
@@ -187,7 +188,8 @@ def compare(
 @app.command("report")
 def report(
     run_ids: list[str] = typer.Argument(..., help="One or more run ids."),
-    output: Path = typer.Option(Path(".rung/report"), "--output", "-o", help="Folder for report.html and report.md."),
+    output: Path = typer.Option(None, "--output", "-o", help="Folder for report.html and report.md "
+                                "(default: paths.reports of rung.yaml, else .rung/report)."),
     config: Path = typer.Option(None, "--config", "-c", help="Project file (for its store and gate)."),
     store: str = STORE_OPTION,
     title: str = typer.Option(None, "--title", help="Page title."),
@@ -203,6 +205,10 @@ def report(
     runs_ = [st.get_run(r) for r in run_ids]
     summaries = [aggregate(r) for r in runs_]
     cfg = load(config) if config else None
+    if output is None:
+        from rung.config import paths
+
+        output = cfg.path("reports") if cfg else Path(paths.REPORTS)
     alpha = cfg.gate.alpha if cfg else 0.05
     comparison = do_compare(runs_[0], runs_[1], alpha=alpha) if len(runs_) == 2 else None
     g = None

@@ -24,7 +24,7 @@ def ladder(
     fresh: bool = typer.Option(False, "--fresh", help="Evaluate every step again instead of reusing a "
                                "finished run of the same candidate, cases and scorers."),
     no_cache: bool = NO_CACHE_OPTION,
-    out: Path = typer.Option(None, "--out", "-o", help="Report folder (default: .rung/report next to rung.yaml)."),
+    out: Path = typer.Option(None, "--out", "-o", help="Report folder (default: paths.reports of rung.yaml)."),
     store: str = STORE_OPTION,
 ) -> None:
     """Run the customization ladder on the project and say which level to ship.
@@ -63,7 +63,7 @@ def run_ladder(cfg, *, suite: str | None = None, sample: int | None = None, trai
     with bars.prog:
         result = climb(cfg, st, suite=suite, ids=ids, reuse=not fresh, use_cache=not no_cache,
                        allow_training=train, events=bars.events())
-    out_dir = out if out is not None else cfg.resolve(".rung/report")
+    out_dir = out if out is not None else cfg.path("reports")
     paths = write_decision_report(result.decision, out_dir, runs=result.gathered.runs,
                                   title=f"rung ladder: {cfg.project}", stem="report")
     print_decision(result.decision)

@@ -20,8 +20,13 @@ def _num(v: float | None, digits: int = 3) -> str:
     return f"{v:.{digits}f}"
 
 
+def level_label(level: int) -> str:
+    """A run's level; "?" for outputs made elsewhere (`rung score`: level unknown, stored as -1)."""
+    return "?" if level < 0 else str(level)
+
+
 def summary_table(s: RunSummary) -> Table:
-    t = Table(title=f"run {s.run_id} · {s.candidate} (level {s.level}) on {s.suite} · "
+    t = Table(title=f"run {s.run_id} · {s.candidate} (level {level_label(s.level)}) on {s.suite} · "
                     f"{s.n_cases} cases × {s.epochs} epoch(s)", title_justify="left")
     t.add_column("metric", no_wrap=True)
     t.add_column("mean", justify="right")
@@ -71,7 +76,7 @@ def runs_table(infos: list[RunInfo]) -> Table:
     for i in infos:
         status = {"finished": "[green]finished[/]", "failed": "[red]failed[/]"}.get(i.status,
                                                                                   f"[yellow]{i.status}[/]")
-        t.add_row(i.id, i.candidate, str(i.level), i.suite, status, i.created_at[:19].replace("T", " "),
+        t.add_row(i.id, i.candidate, level_label(i.level), i.suite, status, i.created_at[:19].replace("T", " "),
                   i.model_id, (i.git_commit or "")[:8])
     return t
 

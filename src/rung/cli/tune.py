@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,9 +13,6 @@ from rich.markup import escape
 from rung.cli._common import CONFIG_OPTION, load
 from rung.cli._state import console, err_console
 from rung.cli.main import app
-from rung.text.jsonx import json_objects
-
-ACCELERATE_CONFIGS = Path(__file__).resolve().parents[3] / "configs" / "accelerate"
 
 
 def fmt_eval(ev: dict[str, Any] | None, metric: str) -> str:
@@ -59,38 +54,6 @@ def train_progress(metric: str) -> Iterator[Callable[[Any], None]]:
         yield update
 
 
-def _run_accelerate(job: Any, accelerate_config: Path | None, resume: bool, merge: bool,
-                    update: Callable[[Any], None]) -> dict[str, Any]:
-    """Run the job under `accelerate launch`; progress comes back as JSON lines on stdout."""
-    from rung.errors import RungError
-
-    cfg = accelerate_config or ACCELERATE_CONFIGS / "cpu.yaml"
-    if not cfg.is_file():
-        raise RungError(f"--accelerate-config {cfg}: no such file (examples in configs/accelerate/)")
-    job_file = job.save()
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(cfg),
-           "-m", "rung.tune.worker", str(job_file)]
-    cmd += ["--resume"] if resume else []
-    cmd += ["--merge"] if merge else []
-    result: dict[str, Any] = {}
-    log = job.folder / "launcher.log"  # the launcher's and workers' stderr
-    with log.open("w", encoding="utf-8") as err, \
-            subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True) as proc:
-        assert proc.stdout is not None
-        for event in json_objects(proc.stdout):
-            if event.get("event") == "error":
-                proc.kill()
-                raise RungError(event.get("message", "the worker failed"))
-            if event.get("event") == "result":
-                result = event
-            else:
-                update(event)
-    if proc.returncode != 0 or not result:
-        tail = log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-1:] or ["no output"]
-        raise RungError(f"accelerate launch exited with code {proc.returncode} ({log}): {tail[0]}")
-    return result
-
-
 @app.command("tune")
 def tune(
     config: Path = CONFIG_OPTION,
@@ -105,55 +68,42 @@ def tune(
     merge: bool = typer.Option(False, "--merge", help="Also write the base with the LoRA merged in (merged/)."),
     launcher: str = typer.Option("local", "--launcher", help="local (this process) | accelerate "
                                  "(accelerate launch: CPU, multi-GPU DDP, FSDP, DeepSpeed)."),
-    accelerate_config: Path = typer.Option(None, "--accelerate-config", help="accelerate config file "
-                                           "(default: configs/accelerate/cpu.yaml)."),
+    accelerate_config: str = typer.Option(None, "--accelerate-config", help="accelerate config: a file, or "
+                                          "a shipped one by name: cpu (the default), ddp, fsdp, "
+                                          "deepspeed-zero2, deepspeed-zero3."),
 ) -> None:
     """Train an adapter (LoRA, prefix) or the full model on a built dataset, evaluating on a dev
     split while it trains; prints the artifact and the rung.yaml lines that serve it."""
-    from rung.errors import RungError
+    from rung.errors import TrainingError
+    from rung.tune.train.artifacts import serving_snippet
     from rung.tune.train.plan import plan_job
 
     cfg = load(config)
     if method is not None and method not in ("lora", "prefix", "full"):
-        raise RungError(f"--method {method}: expected lora, prefix or full")
+        raise TrainingError(f"--method {method}: expected lora, prefix or full")
     if launcher not in ("local", "accelerate"):
-        raise RungError(f"--launcher {launcher}: expected local or accelerate")
+        raise TrainingError(f"--launcher {launcher}: expected local or accelerate")
     job = plan_job(cfg, method=method, candidate=candidate, dataset=dataset, max_steps=max_steps)
     if merge and job.method != "lora":
-        raise RungError(f"--merge: only LoRA adapters can be merged into the base (this job is {job.method})")
+        raise TrainingError(f"--merge: only LoRA adapters can be merged into the base (this job is {job.method})")
     con = console()
     con.print(f"job [bold]{job.id}[/]: {job.method} on {escape(job.base.path)}, dataset {job.dataset_version}")
     metric = job.train.eval_metric
     with train_progress(metric) as update:
         if launcher == "accelerate":
-            out = _run_accelerate(job, accelerate_config, resume, merge, update)
-            folder, steps, best, merged = Path(out["folder"]), out["steps"], out.get("best"), out.get("merged")
+            from rung.tune.train.launcher import launch
+
+            r = launch(job, config=accelerate_config, resume=resume, merge=merge, progress=update)
         else:
             from rung.tune.train.trainer import train
 
             r = train(job, resume=resume, merge=merge, progress=update)
-            folder, steps, best, merged = r.folder, r.steps, r.best, r.merged
-    con.print(f"trained {steps} steps; best: {fmt_eval(best, metric) or 'no dev evaluation'}")
-    con.print(f"artifact: [bold]{escape(str(folder))}[/]")
-    if merged:
-        con.print(f"merged model: {escape(str(merged))}")
+    con.print(f"trained {r.steps} steps; best: {fmt_eval(r.best, metric) or 'no dev evaluation'}")
+    con.print(f"artifact: [bold]{escape(str(r.folder))}[/]")
+    if r.merged:
+        con.print(f"merged model: {escape(str(r.merged))}")
     con.print("use it in rung.yaml:")
-    con.print(escape(serving_snippet(job, folder, cfg.root)), soft_wrap=True)
-
-
-def serving_snippet(job: Any, folder: Path, root: Path) -> str:
-    """The rung.yaml lines that serve a trained artifact."""
-    try:
-        shown = str(folder.resolve().relative_to(root.resolve()))
-    except ValueError:
-        shown = str(folder)
-    cand = job.candidate or "tuned"
-    name = job.id
-    if job.method == "full":
-        return (f"models:\n  {name}:\n    path: {shown}\n"
-                f"candidates:\n  {cand}-{job.method}:\n    model: {name}\n    level: 2\n")
-    return (f"models:\n  {job.base.name}:\n    adapters:\n      {name}: {shown}\n"
-            f"candidates:\n  {cand}-{job.method}:\n    model: {job.base.name}\n    adapter: {name}\n")
+    con.print(escape(serving_snippet(job, r.folder, cfg.root)), soft_wrap=True)
 
 
 @app.command("adapters")

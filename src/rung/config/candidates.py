@@ -19,7 +19,7 @@ class CorpusConfig(_Strict):
     chunk_tokens: int = Field(200, ge=16)
     chunk_overlap: int = Field(40, ge=0)
     embedder: str | None = None  # default: the project's `embedder`
-    index_dir: str | None = None  # default: .rung/index/<corpus name>
+    index_dir: str | None = None  # default: rung.config.paths.index_dir (.rung/index/<corpus name>)
 
 
 class RetrievalConfig(_Strict):

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pydantic import Field, ValidationError, model_validator
 
+from rung.config import paths
 from rung.config.base import EMBEDDED_EMBEDDER, PER_CASE_SCHEMA, _Strict
 from rung.config.candidates import CandidateConfig, CorpusConfig
 from rung.config.constraints import Constraints
@@ -20,10 +21,16 @@ from rung.yamlfile import parse_yaml, validation_message
 
 
 class PathsConfig(_Strict):
-    store: str = ".rung/rung.db"
-    cache: str = ".rung/cache.db"
-    artifacts: str = ".rung/artifacts"
-    datasets: str = ".rung/datasets"
+    """Where the project's state goes, relative to rung.yaml (defaults: rung.config.paths)."""
+
+    store: str = paths.STORE
+    cache: str = paths.CACHE
+    artifacts: str = paths.ARTIFACTS
+    datasets: str = paths.DATASETS
+    reports: str = paths.REPORTS
+    decisions: str = paths.DECISIONS
+    releases: str = paths.RELEASES
+    traces: str = paths.TRACES
 
 
 class RungConfig(_Strict):
@@ -81,6 +88,14 @@ class RungConfig(_Strict):
         """A path from the file, relative to the file's folder."""
         p = Path(path).expanduser()
         return p if p.is_absolute() else (self.root / p)
+
+    def path(self, name: str) -> Path:
+        """A `paths:` entry (store, cache, artifacts, datasets, reports, decisions, releases,
+        traces) resolved from the file's folder."""
+        if name not in PathsConfig.model_fields:
+            raise ConfigError(f"paths.{name}: no such path{did_you_mean(name, PathsConfig.model_fields)}; "
+                              f"known: {', '.join(PathsConfig.model_fields)}")
+        return self.resolve(getattr(self.paths, name))
 
     def store_target(self) -> str | Path:
         """The run store: `paths.store` as a SQLAlchemy URL, or a SQLite path from the file's folder."""

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rung.errors import RungError
+from rung.errors import ArtifactError
 from rung.tune.train.artifacts import LINEAGE_FILE, read_lineage
 
 if TYPE_CHECKING:
@@ -158,7 +158,7 @@ def read_artifact(path: str | Path) -> ArtifactInfo:
         if info.lineage_path is None and (folder / LINEAGE_FILE).is_file():
             raw = read_lineage(folder)
             if not isinstance(raw, dict):
-                raise RungError(f"{folder / LINEAGE_FILE}: expected a JSON object, got {type(raw).__name__}")
+                raise ArtifactError(f"{folder / LINEAGE_FILE}: expected a JSON object, got {type(raw).__name__}")
             info.lineage_path, info.raw = str(folder / LINEAGE_FILE), raw
         if info.metrics_path is None and (folder / METRICS_FILE).is_file():
             info.metrics_path = str(folder / METRICS_FILE)

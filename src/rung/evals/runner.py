@@ -71,6 +71,13 @@ def make_context(config: RungConfig, candidate: str | None = None) -> ScoreConte
     `judge` is set), the candidate's model prices and the project's schemas."""
     _, cand = config.candidate(candidate)
     price = config.models[cand.model].price
+    return scorer_context(config, price.input_per_1k, price.output_per_1k)
+
+
+def scorer_context(config: RungConfig, price_in_per_1k: float = 0.0,
+                   price_out_per_1k: float = 0.0) -> ScoreContext:
+    """Scorer resources of a project without a candidate (outputs made elsewhere): the embedder
+    and the judge as in `make_context` (neither loads before a scorer uses it), the given prices."""
 
     def embedder_factory() -> Any:
         from rung.pipeline.retrieval.index import get_embedder  # loaded once per process
@@ -84,7 +91,7 @@ def make_context(config: RungConfig, candidate: str | None = None) -> ScoreConte
         judge = load_project_model(config, config.judge)
         judge_id = judge.model_id
     return ScoreContext(embedder_factory=embedder_factory, judge=judge, judge_id=judge_id,
-                        price_in_per_1k=price.input_per_1k, price_out_per_1k=price.output_per_1k,
+                        price_in_per_1k=price_in_per_1k, price_out_per_1k=price_out_per_1k,
                         schemas=_load_schemas(config))
 
 

@@ -1,6 +1,6 @@
 """The run store: runs and their per-case results in a SQL database (SQLAlchemy 2 core).
 
-SQLite by default (`.rung/rung.db`, parent folders created); any SQLAlchemy URL works for a team
+SQLite by default (`rung.config.paths.STORE`, .rung/rung.db, parent folders created); any SQLAlchemy URL works for a team
 (`postgresql+psycopg://...`). Results are written one batch per transaction, so a run killed at
 any point keeps every batch it finished and can be resumed without losing or repeating work.
 
@@ -41,10 +41,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 
 from rung.core import Answer, Case, Score
+from rung.config import paths
 from rung.errors import StoreError
 from rung.evals.types import CaseResult, RunInfo, RunResult
 
-DEFAULT_PATH = ".rung/rung.db"
+DEFAULT_PATH = paths.STORE
 
 _meta = MetaData()
 

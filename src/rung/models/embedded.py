@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from rung.config.paths import rung_home
 from rung.errors import ModelError, ModelNotFoundError
 
 EMBEDDED_PREFIX = "embedded:"
@@ -250,11 +251,6 @@ def load_embedder(spec: str, root: Path | None = None, device: str = "cpu") -> A
 
 
 # ---------------------------------------------------------------- GGUF -> cached HF folder
-
-def rung_home() -> Path:
-    """$RUNG_HOME, by default ~/.cache/rung."""
-    return Path(os.environ.get("RUNG_HOME") or "~/.cache/rung").expanduser()
-
 
 def _stat_key(path: Path) -> str:
     st = path.stat()

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from rung.core import Message
-from rung.errors import RungError
+from rung.errors import DataError
 
 Source = Literal["case", "trace", "file", "negative"]
 Label = Literal["positive", "counter"]
@@ -132,7 +132,7 @@ class Dataset:
         p = Path(path)
         file = p / "examples.jsonl" if p.is_dir() else p
         if not file.exists():
-            raise RungError(f"{file}: no dataset here (expected a folder written by `rung data build`)")
+            raise DataError(f"{file}: no dataset here (expected a folder written by `rung data build`)")
         name = "train"
         card = file.parent / "card.json"
         if card.exists():
@@ -144,5 +144,5 @@ class Dataset:
             try:
                 examples.append(Example.from_dict(json.loads(line)))
             except (json.JSONDecodeError, TypeError, KeyError) as e:
-                raise RungError(f"{file}:{i}: not a dataset example ({e})") from e
+                raise DataError(f"{file}:{i}: not a dataset example ({e})") from e
         return Dataset(examples, name=name)

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from rung.config import CorpusConfig
+from rung.config import CorpusConfig, paths
 from rung.errors import ConfigError
 from rung.pipeline.retrieval.chunking import Chunk, check_params, chunk_document
 from rung.pipeline.retrieval.documents import MAX_BYTES, Document, Skipped, load_documents
@@ -193,7 +193,7 @@ class CorpusIndex:
             raise ConfigError(f"knowledge.{name}: {folder} has no loadable documents"
                               + (f" (skipped: {why})" if why else ""))
         spec = corpus_cfg.embedder or embedder_spec
-        index_dir = _resolve(root, corpus_cfg.index_dir) if corpus_cfg.index_dir else root / ".rung" / "index" / name
+        index_dir = _resolve(root, corpus_cfg.index_dir) if corpus_cfg.index_dir else paths.index_dir(root, name)
         wanted = Manifest(INDEX_FORMAT, corpus_cfg.chunk_tokens, corpus_cfg.chunk_overlap, TOKENIZER_ID,
                           embedder_id(spec, root), {d.id: d.content_hash for d in docs})
         old = _read(index_dir)

@@ -32,7 +32,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from rung.config import RungConfig
-from rung.errors import RungError, did_you_mean
+from rung.errors import ConfigError, DataError, did_you_mean
 from rung.models.base import ProgressCallback
 from rung.tune.example import Example
 from rung.tune.negatives import adversarial, conflicting, long_context, multilingual
@@ -68,14 +68,14 @@ class NegativesResult:
 
 
 def check_names(names: list[str]) -> None:
-    """Raise RungError for an unknown or repeated generator name (with a did-you-mean)."""
+    """Raise ConfigError for an unknown or repeated generator name (with a did-you-mean)."""
     seen: set[str] = set()
     for name in names:
         if name not in GENERATORS:
-            raise RungError(f"tune.data.negatives: unknown generator {name!r}{did_you_mean(name, GENERATORS)}; "
+            raise ConfigError(f"tune.data.negatives: unknown generator {name!r}{did_you_mean(name, GENERATORS)}; "
                             f"known: {', '.join(GENERATORS)}")
         if name in seen:
-            raise RungError(f"tune.data.negatives: generator {name!r} is listed twice")
+            raise ConfigError(f"tune.data.negatives: generator {name!r} is listed twice")
         seen.add(name)
 
 
@@ -133,7 +133,7 @@ def _check_unique(examples: list[Example], made: list[Example]) -> None:
     ids = {e.id for e in examples}
     for ex in made:
         if ex.id in ids:
-            raise RungError(f"hard negative {ex.id!r} has the id of another example (parent ids must be unique)")
+            raise DataError(f"hard negative {ex.id!r} has the id of another example (parent ids must be unique)")
         ids.add(ex.id)
 
 

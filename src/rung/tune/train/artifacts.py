@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from rung.errors import RungError
+from rung.errors import ArtifactError, RungError
 from rung.tune.example import Dataset
 from rung.tune.train.job import TuneJob
 
@@ -97,7 +97,7 @@ def write_lineage(folder: Path, job: TuneJob, *, base_hash: str, dataset: Datase
 def merge_lora(folder: Path, job: TuneJob) -> Path:
     """The base with the LoRA adapter of `folder` merged in, saved to `folder/merged`."""
     if job.method != "lora":
-        raise RungError(f"--merge: only LoRA adapters can be merged into the base (this job is {job.method}"
+        raise ArtifactError(f"--merge: only LoRA adapters can be merged into the base (this job is {job.method}"
                         f"{'; its folder already holds full weights' if job.method == 'full' else ''})")
     from peft import PeftModel
 
@@ -133,7 +133,7 @@ def read_lineage(folder: Path) -> dict[str, Any]:
     try:
         return json.loads(f.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
-        raise RungError(f"{f}: not a rung artifact lineage file ({e})") from None
+        raise ArtifactError(f"{f}: not a rung artifact lineage file ({e})") from None
 
 
 def list_artifacts(root: Path) -> list[ArtifactInfo]:
@@ -159,3 +159,19 @@ def list_artifacts(root: Path) -> list[ArtifactInfo]:
                                     None, "", False))
     out.sort(key=lambda a: (a.complete, a.created_at), reverse=True)
     return out
+
+
+def serving_snippet(job: TuneJob, folder: Path, root: Path) -> str:
+    """The rung.yaml lines that serve a trained artifact (paths relative to `root`, the folder of
+    rung.yaml, when the artifact is under it)."""
+    try:
+        shown = str(folder.resolve().relative_to(root.resolve()))
+    except ValueError:
+        shown = str(folder)
+    cand = job.candidate or "tuned"
+    name = job.id
+    if job.method == "full":
+        return (f"models:\n  {name}:\n    path: {shown}\n"
+                f"candidates:\n  {cand}-{job.method}:\n    model: {name}\n    level: 2\n")
+    return (f"models:\n  {job.base.name}:\n    adapters:\n      {name}: {shown}\n"
+            f"candidates:\n  {cand}-{job.method}:\n    model: {job.base.name}\n    adapter: {name}\n")

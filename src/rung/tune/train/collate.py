@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rung.core import Message
-from rung.errors import RungError
+from rung.errors import TrainingError
 from rung.tune.example import Example
 
 IGNORE = -100
@@ -53,7 +53,7 @@ def render(tok: Any, prompt: Sequence[Message], target: str) -> tuple[str, str]:
     head = tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
     full = tok.apply_chat_template(msgs + [{"role": "assistant", "content": target}], tokenize=False)
     if not full.startswith(head):
-        raise RungError("the tokenizer's chat template renders the prompt differently with and without "
+        raise TrainingError("the tokenizer's chat template renders the prompt differently with and without "
                         "the answer; rung cannot tell the target tokens apart")
     tail = full[len(head):]
     eos = tok.eos_token or ""
@@ -65,7 +65,7 @@ def render(tok: Any, prompt: Sequence[Message], target: str) -> tuple[str, str]:
 def encode(tok: Any, example: Example, max_seq_len: int, system_prompt: str = "") -> Features:
     """One example's ids and labels (see the module docstring for truncation)."""
     if not example.target:
-        raise RungError(f"example {example.id!r}: its last message is not an assistant answer to learn")
+        raise TrainingError(f"example {example.id!r}: its last message is not an assistant answer to learn")
     head, tail = render(tok, with_system_prompt(example.prompt, system_prompt), example.target)
     add_special = not tok.chat_template
     p = list(tok(head, add_special_tokens=add_special)["input_ids"])

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from rung.config import TrainConfig
+from rung.config import TrainConfig, paths
 from rung.errors import ConfigError
 
 Method = Literal["lora", "prefix", "full"]
@@ -45,7 +45,7 @@ class TuneJob:
     system_prompt: str = ""  # the candidate's: prepended to examples that have no system message
     candidate: str | None = None
     config_path: str | None = None  # rung.yaml, for the eval suite's scorers
-    artifacts_root: str = ".rung/artifacts"
+    artifacts_root: str = paths.ARTIFACTS
     max_steps: int | None = None  # overrides train.max_steps
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rung.config import RungConfig
-from rung.errors import ConfigError, RungError
+from rung.errors import ConfigError, TrainingError
 from rung.tune.example import Dataset
 from rung.tune.data.catalog import datasets_root
 from rung.tune.train.job import BaseModelSpec, TuneJob
@@ -34,11 +34,11 @@ def find_dataset(cfg: RungConfig, spec: str | None) -> Path:
         if (p / "examples.jsonl").is_file() or (p.is_file() and p.suffix == ".jsonl"):
             return p
         known = sorted(d.name for d in root.glob("*") if (d / "examples.jsonl").is_file()) if root.is_dir() else []
-        raise RungError(f"--dataset {spec}: neither a dataset version under {root} nor a dataset folder or "
+        raise TrainingError(f"--dataset {spec}: neither a dataset version under {root} nor a dataset folder or "
                         f"examples.jsonl (versions here: {', '.join(known) or 'none'})")
     found = [d for d in root.glob("*") if (d / "examples.jsonl").is_file()] if root.is_dir() else []
     if not found:
-        raise RungError(f"no dataset under {root} (paths.datasets): build one with `rung data build -c "
+        raise TrainingError(f"no dataset under {root} (paths.datasets): build one with `rung data build -c "
                         f"{cfg.source or 'rung.yaml'}` or pass --dataset PATH")
     return max(found, key=lambda d: (d / "examples.jsonl").stat().st_mtime)
 

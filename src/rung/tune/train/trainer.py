@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rung.errors import RungError
+from rung.errors import TrainingError
 from rung.text.jsonx import json_objects
 from rung.tune.example import Dataset
 from rung.tune.train import artifacts, checkpoints
@@ -160,16 +160,16 @@ def _train(job: TuneJob, resume: bool, merge: bool, progress: ProgressFn | None)
     t_start = time.perf_counter()
     folder = job.folder
     if (folder / artifacts.LINEAGE_FILE).is_file():
-        raise RungError(f"{folder}: this job has already finished (same base, data, method, "
+        raise TrainingError(f"{folder}: this job has already finished (same base, data, method, "
                         f"hyperparameters and seed); delete the folder to train it again")
     last = checkpoints.latest(folder) if resume else None
     dataset = Dataset.load(job.dataset_path)
     if dataset.version != job.dataset_version:
-        raise RungError(f"{job.dataset_path}: the dataset's version is {dataset.version}, the job expects "
+        raise TrainingError(f"{job.dataset_path}: the dataset's version is {dataset.version}, the job expects "
                         f"{job.dataset_version} (the files changed since the job was made)")
     train_ex, dev_ex = evaluate.split_dev(dataset.examples, job.train.dev_size, job.train.seed)
     if not train_ex:
-        raise RungError(f"{job.dataset_path}: no training examples")
+        raise TrainingError(f"{job.dataset_path}: no training examples")
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     _fresh_accelerate_state()
@@ -246,7 +246,7 @@ def _train(job: TuneJob, resume: bool, merge: bool, progress: ProgressFn | None)
             result = evaluate.evaluate(accelerator.unwrap_model(model), tok, job, dev_ex, scoring)
         result["eval_loss"] = dev_loss()
         if metric not in result:
-            raise RungError(f"tune.train.eval_metric: {metric!r} is not measured on the dev split; "
+            raise TrainingError(f"tune.train.eval_metric: {metric!r} is not measured on the dev split; "
                             f"measured: {', '.join(k for k in result if k not in ('n', 'samples'))}")
         return {"step": step, **result}
 
