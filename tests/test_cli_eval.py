@@ -101,6 +101,9 @@ def test_eval_runs_show_compare_report(project: Path, stub):
 
 
 def test_unknown_run_id_is_one_line(project: Path):
+    from rung.evals.store import RunStore
+
+    RunStore(project / ".rung" / "rung.db").close()  # an empty store: what is wrong is the run id
     r = rung("show", "nope", cwd=project)
     assert r.returncode == 1
     assert "Traceback" not in r.stderr and "nope" in r.stderr

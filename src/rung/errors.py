@@ -35,8 +35,17 @@ class StoreError(RungError):
     """The run store could not be read or written, or a run id is unknown."""
 
 
+class NoStoreError(StoreError):
+    """A command that only reads runs found no run store (nothing evaluated yet)."""
+
+
 class ScorerError(RungError):
     """A scorer is misconfigured (unknown name, bad parameters)."""
+
+
+class OutputError(RungError):
+    """A file or folder rung was told to write cannot be written (exists as the wrong kind,
+    permission denied)."""
 
 
 class DataError(RungError):

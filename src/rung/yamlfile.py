@@ -19,15 +19,50 @@ def syntax_error(e: yaml.YAMLError, shown: str) -> tuple[str, str]:
     return where, str(getattr(e, "problem", None) or e)
 
 
+class KeyedValueError(ValueError):
+    """A validator's error about the key at path `loc` (from the validated model): raised in a
+    pydantic validator, it is reported at that key's line instead of the model's."""
+
+    def __init__(self, loc: tuple, message: str) -> None:
+        super().__init__(message)
+        self.loc = tuple(loc)
+
+
 def load_with_nodes(text: str) -> tuple[Any, yaml.Node | None]:
     """The data (as yaml.safe_load gives it) and the node tree of a YAML text, in one parse;
-    yaml.YAMLError when it is not valid YAML."""
+    yaml.YAMLError when it is not valid YAML or a mapping repeats a key (YAML forbids it; PyYAML
+    would keep the last silently)."""
     loader = yaml.SafeLoader(text)
     try:
         node = loader.get_single_node()
+        if node is not None:
+            _check_duplicate_keys(node)
         return (loader.construct_document(node) if node is not None else None), node
     finally:
         loader.dispose()
+
+
+def _check_duplicate_keys(root: yaml.Node) -> None:
+    """yaml.constructor.ConstructorError at the second occurrence of a key repeated in a mapping."""
+    stack, seen_nodes = [root], set()
+    while stack:
+        node = stack.pop()
+        if id(node) in seen_nodes:  # anchors and aliases share nodes
+            continue
+        seen_nodes.add(id(node))
+        if isinstance(node, yaml.MappingNode):
+            first: dict[tuple[str, str], int] = {}
+            for k, v in node.value:
+                if isinstance(k, yaml.ScalarNode) and k.tag != "tag:yaml.org,2002:merge":
+                    key = (k.tag, str(k.value))
+                    if key in first:
+                        raise yaml.constructor.ConstructorError(
+                            None, None, f"duplicate key {str(k.value)!r} (first at line {first[key]}; "
+                            "YAML keeps only one: remove or rename one)", k.start_mark)
+                    first[key] = k.start_mark.line + 1
+                stack.extend((k, v))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
 
 
 def parse_yaml(text: str, shown: str) -> tuple[Any, yaml.Node | None]:
@@ -65,6 +100,9 @@ def validation_message(err: ValidationError, source: str, root_node: yaml.Node |
     lines = []
     for e in err.errors():
         loc = tuple(p for p in e["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        keyed = (e.get("ctx") or {}).get("error")
+        if isinstance(keyed, KeyedValueError):
+            loc += keyed.loc
         key = ".".join(str(p) for p in loc) or "(top level)"
         line = line_of(root_node, loc)
         where = f"{source}:{line}" if line else source

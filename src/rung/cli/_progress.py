@@ -13,8 +13,9 @@ from rung.cli._state import err_console
 
 @contextmanager
 def progress_bar(description: str) -> Iterator[Callable[[int, int], None]]:
-    """Yields a callback progress(done, total) that drives one rich progress bar on stderr."""
-    with Progress(
+    """Yields a callback progress(done, total) that drives one rich progress bar on stderr. The
+    bar shows from the first call on: an error raised before (a bad input) prints alone."""
+    prog = Progress(
         SpinnerColumn(),
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -24,13 +25,22 @@ def progress_bar(description: str) -> Iterator[Callable[[int, int], None]]:
         TimeRemainingColumn(),
         console=err_console(),
         transient=False,
-    ) as prog:
-        task = prog.add_task(description, total=None)
+    )
+    task = prog.add_task(description, total=None)
+    started = False
 
-        def update(done: int, total: int) -> None:
-            prog.update(task, completed=done, total=total)
+    def update(done: int, total: int) -> None:
+        nonlocal started
+        if not started:
+            prog.start()
+            started = True
+        prog.update(task, completed=done, total=total)
 
+    try:
         yield update
+    finally:
+        if started:
+            prog.stop()
 
 
 @contextmanager

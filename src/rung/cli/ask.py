@@ -15,9 +15,16 @@ from rung.cli._state import console
 from rung.cli.main import app
 
 
+def _non_empty(question: str) -> str:
+    """An empty or blank question is a usage error (exit 2), never sent to the model."""
+    if question is not None and not question.strip():
+        raise typer.BadParameter("the question is empty; ask something, e.g. rung ask \"How long is the warranty?\"")
+    return question
+
+
 @app.command("ask")
 def ask(
-    question: str = typer.Argument(..., help="The question to ask."),
+    question: str = typer.Argument(..., help="The question to ask.", callback=_non_empty),
     config: Path = CONFIG_OPTION,
     candidate: str = CANDIDATE_OPTION,
     no_cache: bool = NO_CACHE_OPTION,

@@ -31,10 +31,14 @@ def decide(
     change the answer. Exit code 0: a decision was made; 2: the suite cannot evaluate yet."""
     from rung.decide.recommend import decide as do_decide
     from rung.decide.report import write_decision_report
+    from rung.errors import NoStoreError
     from rung.evals.store import RunStore
 
     cfg = load(config)
-    st = RunStore(store or cfg.store_target())
+    try:
+        st = RunStore(store or cfg.store_target(), create=False)  # reads runs: never creates a store
+    except NoStoreError:  # nothing evaluated yet: decide on the harness's readiness alone
+        st = RunStore("sqlite://")
     decision, gathered = do_decide(cfg, st, suite=suite, runs=run or None)
     out_dir = out if out is not None else cfg.path("decisions")
     paths = write_decision_report(decision, out_dir, runs=gathered.runs,

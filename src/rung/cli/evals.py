@@ -17,13 +17,14 @@ def open_store(store: str | None, config: Path | None = None):  # -> RunStore
     default store (rung.config.paths.STORE) in the current folder."""
     from rung.evals.store import RunStore
 
+    # commands that only read never create a store: "no store at PATH" instead; an explicit
+    # -c that does not exist is an error, not a fallback to the default store
     if store:
-        return RunStore(store)
-    cfg_path = config if config is not None else Path("rung.yaml")
-    if cfg_path.exists():
-        cfg = load(cfg_path)
-        return RunStore(cfg.store_target())
-    return RunStore()
+        return RunStore(store, create=False)
+    if config is not None or Path("rung.yaml").exists():
+        return RunStore(load(config if config is not None else Path("rung.yaml")).store_target(),
+                        create=False)
+    return RunStore(create=False)
 
 
 def evaluate(cfg, candidate: str | None, suite: str | None = None, *, epochs: int = 1,
@@ -32,14 +33,28 @@ def evaluate(cfg, candidate: str | None, suite: str | None = None, *, epochs: in
              ids: list[str] | None = None):  # -> RunResult
     """Run one candidate over one suite with a progress bar; returns the stored run."""
     from rung.evals.runner import evaluate_candidate
-    from rung.evals.store import RunStore
 
-    store = RunStore(cfg.store_target())
+    store = _StoreOnFirstUse(cfg.store_target())  # a bad suite, corpus or model writes nothing
     with progress_bar(f"{cfg.candidate(candidate)[0]} on {cfg.suite(suite)[0]}") as bar:
         run, _ = evaluate_candidate(cfg, candidate, store, suite=suite, ids=ids, tags=tags, limit=limit,
                                     epochs=epochs, resume=resume, use_cache=use_cache,
                                     batch_size=batch_size, progress=bar)
     return run
+
+
+class _StoreOnFirstUse:
+    """The run store, opened (and created) when first used: evaluate_candidate loads the suite,
+    the corpus and the model first, so a bad one is reported before anything is written."""
+
+    def __init__(self, target) -> None:
+        self._target, self._store = target, None
+
+    def __getattr__(self, name: str):
+        if self._store is None:
+            from rung.evals.store import RunStore
+
+            self._store = RunStore(self._target)
+        return getattr(self._store, name)
 
 
 def print_summary(run, gate_cfg=None):  # -> GateResult | None
@@ -53,7 +68,7 @@ def print_summary(run, gate_cfg=None):  # -> GateResult | None
     tt = tags_table(summary)
     if tt is not None and len(summary.tags) > 1:
         con.print(tt)
-    if gate_cfg is not None and gate_cfg.thresholds:
+    if gate_cfg is not None and (gate_cfg.thresholds or summary.errors):  # errors: gate.max_error_rate
         g = evaluate_gate(summary, gate_cfg)
         for line in gate_lines(g):
             con.print(line)
@@ -212,7 +227,7 @@ def report(
     alpha = cfg.gate.alpha if cfg else 0.05
     comparison = do_compare(runs_[0], runs_[1], alpha=alpha) if len(runs_) == 2 else None
     g = None
-    if cfg is not None and cfg.gate.thresholds:
+    if cfg is not None and (cfg.gate.thresholds or summaries[-1].errors):
         g = evaluate_gate(summaries[-1], cfg.gate, comparison=comparison)
     paths = write_report(runs_, output, comparison=comparison, gate=g, title=title, summaries=summaries)
     console().print(f"wrote {paths.html}\nwrote {paths.markdown}")

@@ -55,7 +55,8 @@ def run_ladder(cfg, *, suite: str | None = None, sample: int | None = None, trai
         from rung.evals.suite import load_suite, spread_sample
 
         suite_name, suite_cfg = cfg.suite(suite)
-        cases = load_suite(cfg.resolve(suite_cfg.path), name=suite_name).cases
+        cases = load_suite(cfg.existing_path("suites", suite_name, "path", what="suite file or folder"),
+                           name=suite_name).cases
         ids = [c.id for c in spread_sample(cases, sample)]
         con.print(f"{len(ids)} of {len(cases)} cases, spread over the suite's tags")
     st = RunStore(store or cfg.store_target())

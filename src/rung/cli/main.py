@@ -96,6 +96,8 @@ def run() -> None:
     try:
         _register()
         rc = app(standalone_mode=False)
+        if rc == 130:  # typer >= 0.29 in non-standalone mode returns Ctrl-C as 130, raising nothing
+            typer.echo(_interrupted(sys.argv[1:]), err=True)
     except exit_types as e:
         rc = getattr(e, "exit_code", 0)
         if rc == 130 or isinstance(e.__cause__ or e.__context__, KeyboardInterrupt):

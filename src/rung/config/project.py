@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, model_validator
 
 from rung.config import paths
 from rung.config.base import EMBEDDED_EMBEDDER, PER_CASE_SCHEMA, _Strict
@@ -17,7 +18,8 @@ from rung.config.operations import DriftConfig, MonitorConfig, RefreshConfig, Ro
 from rung.config.serving import ServingConfig
 from rung.config.tune import TuneConfig
 from rung.errors import ConfigError, did_you_mean
-from rung.yamlfile import parse_yaml, validation_message
+from rung.fileio import read_text
+from rung.yamlfile import KeyedValueError, line_of, parse_yaml, validation_message
 
 
 class PathsConfig(_Strict):
@@ -58,30 +60,35 @@ class RungConfig(_Strict):
     # set by load_config, not part of the file
     root: Path = Field(default=Path("."), exclude=True)
     source: Path | None = Field(default=None, exclude=True)
+    _node: Any = PrivateAttr(default=None)  # the YAML node tree, for the line of a key
 
     @model_validator(mode="after")
     def _check_refs(self) -> RungConfig:
         for name, cand in self.candidates.items():
+            # KeyedValueError: reported at the line of the key that names the missing thing
             if cand.model not in self.models:
-                raise ValueError(
-                    f"candidates.{name}.model: no model named {cand.model!r}"
+                raise KeyedValueError(
+                    ("candidates", name, "model"), f"no model named {cand.model!r}"
                     f"{did_you_mean(cand.model, self.models)}; models are {sorted(self.models)}")
             model = self.models[cand.model]
             if cand.adapter and model.backend == "local" and cand.adapter not in model.adapters:
-                raise ValueError(
-                    f"candidates.{name}.adapter: model {cand.model!r} has no adapter "
-                    f"{cand.adapter!r}{did_you_mean(cand.adapter, model.adapters)}")
+                raise KeyedValueError(
+                    ("candidates", name, "adapter"), f"model {cand.model!r} has no adapter "
+                    f"{cand.adapter!r}{did_you_mean(cand.adapter, model.adapters)}"
+                    f"; its adapters are {sorted(model.adapters) or '(none)'}")
             if cand.retrieval and cand.retrieval.corpus not in self.knowledge:
-                raise ValueError(
-                    f"candidates.{name}.retrieval.corpus: no corpus named {cand.retrieval.corpus!r} under "
+                raise KeyedValueError(
+                    ("candidates", name, "retrieval", "corpus"),
+                    f"no corpus named {cand.retrieval.corpus!r} under "
                     f"`knowledge`{did_you_mean(cand.retrieval.corpus, self.knowledge)}")
             if cand.output_schema and cand.output_schema != PER_CASE_SCHEMA \
                     and cand.output_schema not in self.schemas:
-                raise ValueError(
-                    f"candidates.{name}.schema: no schema named {cand.output_schema!r} under "
+                raise KeyedValueError(
+                    ("candidates", name, "schema"), f"no schema named {cand.output_schema!r} under "
                     f"`schemas`{did_you_mean(cand.output_schema, self.schemas)}")
         if self.judge and self.judge not in self.models:
-            raise ValueError(f"judge: no model named {self.judge!r}{did_you_mean(self.judge, self.models)}")
+            raise KeyedValueError(("judge",), f"no model named {self.judge!r}"
+                                  f"{did_you_mean(self.judge, self.models)}")
         return self
 
     def resolve(self, path: str | Path) -> Path:
@@ -96,6 +103,25 @@ class RungConfig(_Strict):
             raise ConfigError(f"paths.{name}: no such path{did_you_mean(name, PathsConfig.model_fields)}; "
                               f"known: {', '.join(PathsConfig.model_fields)}")
         return self.resolve(getattr(self.paths, name))
+
+    def where(self, *loc: str) -> str:
+        """`rung.yaml:LINE: key.path` of a key of the file, for errors about what it names."""
+        line = line_of(self._node, loc)
+        at = f"{self.source or 'rung.yaml'}" + (f":{line}" if line else "")
+        return f"{at}: {'.'.join(loc)}" if loc else at
+
+    def existing_path(self, *loc: str, what: str, folder: bool = False) -> Path:
+        """The path the key at `loc` names (resolved from the file's folder); ConfigError naming
+        the file, line and key when it does not exist (or, with folder=True, is not a folder)."""
+        value: Any = self
+        for part in loc:
+            value = value[part] if isinstance(value, dict) else getattr(value, part)
+        path = self.resolve(value)
+        if not path.exists():
+            raise ConfigError(f"{self.where(*loc)}: {value}: no such {what} ({path})")
+        if folder and not path.is_dir():
+            raise ConfigError(f"{self.where(*loc)}: {value}: not a folder (the {what}: {path})")
+        return path
 
     def store_target(self) -> str | Path:
         """The run store: `paths.store` as a SQLAlchemy URL, or a SQLite path from the file's folder."""
@@ -140,7 +166,7 @@ def load_config(path: str | Path) -> RungConfig:
         p = p / "rung.yaml"
     if not p.exists():
         raise ConfigError(f"{p}: no such file (create one with `rung init DIR`)")
-    data, node = parse_yaml(p.read_text(encoding="utf-8"), str(p))
+    data, node = parse_yaml(read_text(p, ConfigError), str(p))
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -152,4 +178,5 @@ def load_config(path: str | Path) -> RungConfig:
         raise ConfigError(validation_message(e, str(p), node, RungConfig)) from None
     cfg.root = p.parent.resolve()
     cfg.source = p
+    cfg._node = node
     return cfg

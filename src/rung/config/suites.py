@@ -46,3 +46,6 @@ class GateConfig(_Strict):
     thresholds: dict[str, Threshold] = Field(default_factory=dict)
     allow_not_measured: list[str] = Field(default_factory=list)
     alpha: float = Field(0.05, gt=0, lt=1)
+    # a run whose share of errored answers (model or endpoint errors) is above this fails the
+    # gate, whatever its thresholds say: the metrics of a run that mostly errored mean nothing
+    max_error_rate: float = Field(0.05, ge=0, le=1)

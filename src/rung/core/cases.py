@@ -56,6 +56,13 @@ class _CaseIn(BaseModel):
             raise ValueError(f"expected a non-empty string, got {_short(v)}")
         return str(v)
 
+    @field_validator("input")
+    @classmethod
+    def _input(cls, v: str | None) -> str | None:
+        if v is not None and not v.strip():
+            raise ValueError("is empty; a case needs a question to send to the model")
+        return v
+
     @field_validator("messages")
     @classmethod
     def _messages(cls, v: list[_MessageIn] | None) -> list[_MessageIn] | None:
@@ -64,6 +71,8 @@ class _CaseIn(BaseModel):
                 raise ValueError("expected at least one message")
             if v[-1].role != "user":
                 raise ValueError(f"the last message must have role 'user', got {v[-1].role!r}")
+            if not v[-1].content.strip():
+                raise ValueError("the last (user) message is empty; a case needs a question to send")
         return v
 
     @model_validator(mode="after")
@@ -179,24 +188,41 @@ class _Collector:
         self.cases.append(parsed.to_case(file, line))
 
 
+def _read_text(path: Path, shown: str, out: _Collector) -> str | None:
+    """The file's text, or None once the problem (`file:line: not valid UTF-8 ...`, unreadable)
+    is recorded."""
+    from rung.fileio import read_text
+
+    try:
+        return read_text(path, SuiteError, shown)
+    except SuiteError as e:
+        if not out.full:
+            out.errors.append(str(e))
+        return None
+
+
 def _read_jsonl(path: Path, shown: str, out: _Collector) -> None:
-    with path.open(encoding="utf-8") as f:
-        for n, raw in enumerate(f, start=1):
-            if out.full:
-                return
-            text = raw.strip()
-            if not text or text.startswith("#"):
-                continue
-            try:
-                data = json.loads(text)
-            except json.JSONDecodeError as e:
-                out.error(f"{shown}:{n}", f"not valid JSON: {e.msg} (column {e.colno})")
-                continue
-            out.add(data, shown, n)
+    content = _read_text(path, shown, out)
+    if content is None:
+        return
+    for n, raw in enumerate(content.split("\n"), start=1):
+        if out.full:
+            return
+        text = raw.strip()
+        if not text or text.startswith("#"):
+            continue
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as e:
+            out.error(f"{shown}:{n}", f"not valid JSON: {e.msg} (column {e.colno})")
+            continue
+        out.add(data, shown, n)
 
 
 def _read_yaml(path: Path, shown: str, out: _Collector) -> None:
-    text = path.read_text(encoding="utf-8")
+    text = _read_text(path, shown, out)
+    if text is None:
+        return
     try:
         data, root = load_with_nodes(text)
     except yaml.YAMLError as e:

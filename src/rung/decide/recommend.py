@@ -103,7 +103,8 @@ def decide(config: RungConfig, store: RunStore, *, suite: str | None = None,
     from rung.evals.suite import load_suite
 
     suite_name, suite_cfg = config.suite(suite)
-    s = load_suite(config.resolve(suite_cfg.path), name=suite_name)
+    s = load_suite(config.existing_path("suites", suite_name, "path", what="suite file or folder"),
+                   name=suite_name)
     gathered = gather_evidence(config, store, suite=None if runs else suite_name,
                                suite_hash=s.hash, run_ids=runs)
     readiness = assess_readiness(suite_name, s.cases, [sc.type for sc in suite_cfg.scorers],

@@ -43,8 +43,9 @@ def write_decision_report(decision: Decision, out_dir: Path, *,
                           max_failures: int = 10, stem: str = "decision") -> DecisionPaths:
     """Write <stem>.html, <stem>.md and <stem>.json (default decision.*) into `out_dir`
     (created if missing)."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    from rung.fileio import output_dir
+
+    out_dir = output_dir(out_dir, "report folder")  # OutputError naming it when it cannot be
     paths = DecisionPaths(out_dir / f"{stem}.html", out_dir / f"{stem}.md",
                           out_dir / f"{stem}.json")
     title = title or "rung decision"

@@ -2,8 +2,9 @@
 
 Each threshold gives one line: the metric's value in the run summary against its bound. A metric
 that is not measured fails unless it is listed in `gate.allow_not_measured`; an unknown name
-fails with a "did you mean". With `fail_on_regression`, each significant regression of a
-comparison adds a failing line. `GateResult.exit_code` is what CI sees: 0 pass, 1 fail.
+fails with a "did you mean". A run with errored answers gets an `error_rate` line, failing when
+the share is above `gate.max_error_rate` (default 0.05). With `fail_on_regression`, each
+significant regression of a comparison adds a failing line. `GateResult.exit_code` is what CI sees: 0 pass, 1 fail.
 """
 
 from __future__ import annotations
@@ -61,11 +62,24 @@ def evaluate_gate(summary: RunSummary, gate: GateConfig, comparison: Comparison 
                   fail_on_regression: bool = False) -> GateResult:
     """Check every threshold of `gate` against `summary` (and regressions of `comparison`)."""
     result = GateResult(run_id=summary.run_id)
+    if summary.errors:
+        result.lines.append(error_rate_line(summary, gate.max_error_rate))
     for name, threshold in gate.thresholds.items():
         result.lines.append(_threshold_line(summary, name, threshold, gate.allow_not_measured))
     if fail_on_regression:
         result.lines.extend(_regression_lines(comparison))
     return result
+
+
+def error_rate_line(summary: RunSummary, max_rate: float) -> GateLine:
+    """The share of the run's answers that errored against gate.max_error_rate."""
+    n = summary.n_results
+    rate = summary.errors / n if n else 1.0
+    ok = rate <= max_rate
+    detail = f"{summary.errors} of {n} answers errored"
+    if not ok:
+        detail += ", more than gate.max_error_rate allows: the other metrics do not measure the candidate"
+    return GateLine("error_rate", f"<= {max_rate:g}", rate, ok, PASS if ok else FAIL, detail)
 
 
 def format_bound(t: Threshold) -> str:

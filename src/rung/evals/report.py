@@ -42,8 +42,9 @@ def write_report(runs: list[RunResult], out_dir: Path, *, comparison: Comparison
         raise ValueError("write_report needs at least one run")
     summaries = summaries or [aggregate(r) for r in runs]
     title = title or default_title(summaries)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    from rung.fileio import output_dir
+
+    out_dir = output_dir(out_dir, "report folder")  # OutputError naming it when it cannot be
     paths = ReportPaths(out_dir / "report.html", out_dir / "report.md")
     html = render_html(runs, summaries, comparison=comparison, gate=gate, title=title,
                        max_failures=max_failures)

@@ -269,7 +269,8 @@ def evaluate_candidate(config: RungConfig, candidate: str | None, store: RunStor
     from rung.evals.suite import load_suite
 
     suite_name, suite_cfg = config.suite(suite)
-    s = load_suite(config.resolve(suite_cfg.path), name=suite_name)
+    s = load_suite(config.existing_path("suites", suite_name, "path", what="suite file or folder"),
+                   name=suite_name)
     if tags or ids:
         s = s.filter(tags=tags or None, ids=ids)
     if limit:

@@ -34,6 +34,7 @@ from sqlalchemy import (
     create_engine,
     delete,
     event,
+    inspect,
     select,
     update,
 )
@@ -42,7 +43,7 @@ from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 
 from rung.core import Answer, Case, Score
 from rung.config import paths
-from rung.errors import StoreError
+from rung.errors import NoStoreError, StoreError
 from rung.evals.types import CaseResult, RunInfo, RunResult
 
 DEFAULT_PATH = paths.STORE
@@ -135,27 +136,42 @@ def info_from_dict(d: dict[str, Any]) -> RunInfo:
 class RunStore:
     """Runs and case results in SQLite (a path) or any SQLAlchemy URL."""
 
-    def __init__(self, url_or_path: str | Path = DEFAULT_PATH) -> None:
+    def __init__(self, url_or_path: str | Path = DEFAULT_PATH, *, create: bool = True) -> None:
+        """Open the store; with create=False (commands that only read) a store that does not
+        exist yet is a StoreError ("no store at ...") and nothing is created."""
         target = str(url_or_path)
+        sqlite_file: Path | None = None
         if "://" in target:
             self.url = target
             try:
-                self.where = make_url(target).render_as_string(hide_password=True)
+                url = make_url(target)
+                self.where = url.render_as_string(hide_password=True)
             except ArgumentError:
                 raise StoreError(f"{target!r}: not a valid SQLAlchemy URL") from None
+            if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+                sqlite_file = Path(url.database)
         else:
             path = Path(target).expanduser()
-            try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-            except OSError as e:
-                raise StoreError(f"{path}: cannot create the store's folder: {e.strerror}") from None
+            if create:
+                try:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as e:
+                    raise StoreError(f"{path}: cannot create the store's folder: {e.strerror}") from None
             self.url = f"sqlite:///{path}"
             self.where = str(path)  # what error messages name
+            sqlite_file = path
+        missing = NoStoreError(f"no store at {self.where} (nothing evaluated yet?)")
+        if not create and sqlite_file is not None and not sqlite_file.is_file():
+            raise missing
         try:
             self.engine: Engine = create_engine(self.url, json_serializer=dumps)
             if self.engine.dialect.name == "sqlite":
                 event.listen(self.engine, "connect", _sqlite_pragmas)
-            _meta.create_all(self.engine)
+            if create:
+                _meta.create_all(self.engine)
+            elif not inspect(self.engine).has_table(runs_table.name):
+                self.engine.dispose()
+                raise missing
         except SQLAlchemyError as e:
             raise StoreError(f"{self.where}: cannot open the run store: {_first_line(e)}") from None
         except ImportError as e:
@@ -300,8 +316,9 @@ class RunStore:
         """Write a run as JSONL: a header line {"type": "run", "run": ...}, then one line per
         case result {"type": "result", ...}. `read_run_file` reads it back."""
         run = self.get_run(run_id_or_prefix)
-        out = Path(path)
-        out.parent.mkdir(parents=True, exist_ok=True)
+        from rung.fileio import output_file
+
+        out = output_file(path, "export file")  # OutputError naming it when it cannot be written
         with out.open("w", encoding="utf-8") as f:
             f.write(dumps({"type": "run", "run": info_to_dict(run.info)}) + "\n")
             for r in run.results:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rung.config import ModelConfig, RungConfig
-from rung.errors import ConfigError, did_you_mean
+from rung.errors import ConfigError, ModelNotFoundError, did_you_mean
 from rung.models.base import Model
 from rung.models.cache import CachedModel, ResponseCache
 
@@ -38,4 +38,7 @@ def load_project_model(config: RungConfig, name: str, use_cache: bool = True) ->
             f"{config.source or 'rung.yaml'}: models: no model named {name!r}"
             f"{did_you_mean(name, config.models)}; models are {', '.join(sorted(config.models))}")
     cache_path = config.resolve(config.paths.cache) if use_cache else None
-    return load_model(config.models[name], root=config.root, cache_path=cache_path)
+    try:
+        return load_model(config.models[name], root=config.root, cache_path=cache_path)
+    except ModelNotFoundError as e:  # name the key of rung.yaml that points there
+        raise ModelNotFoundError(f"{config.where('models', name, 'path')}: {e}") from None

@@ -23,13 +23,20 @@ def scaffold(target: Path, name: str | None = None, force: bool = False) -> list
     if existing and not force:
         shown = ", ".join(str(p) for p in existing[:5])
         raise RungError(f"{target}: would overwrite {shown}; use --force to overwrite")
+    from rung.errors import OutputError
+    from rung.fileio import output_dir
+
+    output_dir(target, "project folder")  # OutputError: a file there, or not writable
     written = []
     for src in sources:
         dst = target / src.relative_to(TEMPLATE)
-        dst.parent.mkdir(parents=True, exist_ok=True)
         text = src.read_text(encoding="utf-8")
         if src.name == "rung.yaml":
             text = text.replace("{{ name }}", name)
-        dst.write_text(text, encoding="utf-8")
+        try:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            dst.write_text(text, encoding="utf-8")
+        except OSError as e:
+            raise OutputError(f"{dst}: cannot write: {e.strerror or e}") from None
         written.append(dst)
     return written

@@ -259,6 +259,7 @@ class Retriever:
             raise ConfigError(f"{config.source}: retrieval.corpus: no corpus named {retrieval.corpus!r} "
                               f"under `knowledge` (have: {', '.join(config.knowledge) or 'none'})")
         corpus = config.knowledge[retrieval.corpus]
+        config.existing_path("knowledge", retrieval.corpus, "path", what="knowledge folder", folder=True)
         index = CorpusIndex.build_or_load(corpus, retrieval.corpus, config.root, config.embedder, progress)
         return cls(index, retrieval, build_reranker(retrieval.reranker, config.root))
 

@@ -45,7 +45,8 @@ def eval_cases(cfg: RungConfig) -> dict[str, list[Case]]:
         if n not in cfg.suites:
             raise DataError(f"tune.data.checks.leakage_suites: no suite named {n!r}"
                             f"{did_you_mean(n, cfg.suites)}; suites are {sorted(cfg.suites)}")
-    return {n: load_suite(cfg.resolve(cfg.suites[n].path), name=n).cases for n in names}
+    return {n: load_suite(cfg.existing_path("suites", n, "path", what="suite file or folder"), name=n).cases
+            for n in names}
 
 
 def _unique_ids(examples: list[Example]) -> None:
@@ -71,7 +72,7 @@ def source_examples(cfg: RungConfig, *, runs: Sequence[str] = (), files: Sequenc
     if run_ids:
         from rung.evals.store import RunStore
 
-        store = RunStore(cfg.store_target())
+        store = RunStore(cfg.store_target(), create=False)  # reads runs: never creates a store
         try:
             full_ids = [store.resolve_id(r) for r in run_ids]
             examples += examples_from_runs(store, full_ids, defaults, dc.refusal_target, skipped)
