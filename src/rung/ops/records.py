@@ -92,6 +92,7 @@ class TraceRecord:
     feedback: dict[str, float | None] = field(default_factory=dict)  # human
     guardrails: list[dict[str, Any]] = field(default_factory=list)  # {"kind", "action", ...}
     retrieved: list[str] = field(default_factory=list)  # document ids
+    citations: list[str] = field(default_factory=list)  # chunk or document ids the answer cites
     documents: dict[str, str] = field(default_factory=dict)  # doc id -> version it had
     input: str = ""  # the (redacted) question
     messages: list[dict[str, str]] = field(default_factory=list)  # the (redacted) conversation

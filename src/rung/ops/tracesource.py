@@ -99,6 +99,7 @@ def record_from_row(row: dict[str, Any]) -> TraceRecord:
         feedback=fb,
         guardrails=list(row.get("guardrails") or []),
         retrieved=retrieved,
+        citations=[str(c) for c in row.get("citations") or []],
         documents=docs,
         input=question,
         messages=[m for m in messages if isinstance(m, dict)],

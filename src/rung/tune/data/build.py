@@ -94,12 +94,14 @@ def source_examples(cfg: RungConfig, *, runs: Sequence[str] = (), files: Sequenc
 
 def build_dataset(config: RungConfig, *, runs: Sequence[str] = (), files: Sequence[str | Path] = (),
                   allow: Iterable[str] = (), progress: Progress | None = None,
-                  save: bool = True, name: str = "train") -> tuple[Dataset, dict[str, Any]]:
+                  save: bool = True, name: str = "train",
+                  extra: Sequence[Example] = ()) -> tuple[Dataset, dict[str, Any]]:
     """Build, check, balance, describe and (by default) save the project's training set.
 
     Returns the dataset and its card; the folder is `datasets_root(config) / dataset.version`.
     Raises DataError when a blocking check fails (unless its name is in `allow`) or when there
-    is nothing to build from.
+    is nothing to build from. `extra`: more examples (with their own lineage) checked, balanced
+    and saved with the sourced ones.
     """
     dc = config.tune.data
     allow = validate_allow(allow)
@@ -115,6 +117,9 @@ def build_dataset(config: RungConfig, *, runs: Sequence[str] = (), files: Sequen
         progress(0, len(STEPS))
     skipped = Skipped()
     examples, inputs = source_examples(config, runs=runs, files=files, skipped=skipped)
+    if extra:  # examples made elsewhere with their own lineage (e.g. live traces: rung.ops.refresh)
+        examples = examples + list(extra)
+        inputs["extra"] = len(extra)
     if not examples:
         where = f"{config.source}: " if config.source else ""
         raise DataError(f"{where}no training examples: set tune.data.train, tune.data.files or "
