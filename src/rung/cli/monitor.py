@@ -14,8 +14,6 @@ from rung.cli._common import CONFIG_OPTION, STORE_OPTION, load
 from rung.cli._state import console
 from rung.cli.main import app
 
-STATE_FILE = ".rung/monitor-state.json"
-
 
 def _now(at: str | None) -> float:
     if not at:
@@ -65,7 +63,9 @@ def monitor(
                 raise ConfigError(f"--since: {e}") from None
             _report(cfg, st, out, _now(at) - back, traces, channel)
             return
-        state_path = cfg.resolve(STATE_FILE)
+        from rung.config import paths
+
+        state_path = cfg.resolve(paths.MONITOR_STATE)
         mon = build_monitor(cfg, st, state=load_state(state_path))
         log = cfg.resolve(cfg.monitor.log) if cfg.monitor.log else None
         notifier = Notifier(cfg.monitor.webhooks, log, project=cfg.project)
@@ -157,7 +157,7 @@ def _report(cfg, st, out: Path | None, since: float, traces: Path | None, channe
                                        "action": e.flag if e.kind == ROLLOUT_KIND else e.kind,
                                        "weight": e.value if e.kind == ROLLOUT_KIND else "100",
                                        "reason": e.reason})
-    path = out or cfg.resolve(getattr(cfg.paths, "reports", ".rung/report")) / "monitor.html"
+    path = out or cfg.path("reports") / "monitor.html"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(render_monitor_report(records, alerts=alerts, rollout_events=rollout_events,
                                           bucket_minutes=cfg.monitor.bucket_minutes,

@@ -40,7 +40,9 @@ def _store(config: Path, store: str | None, artifacts: Path | None = None):  # -
     cfg = _project(config)
     if cfg is not None:
         return ReleaseStore.for_config(cfg, store, artifacts)
-    return ReleaseStore(store or Path(".rung/rung.db"), artifacts)
+    from rung.config import paths
+
+    return ReleaseStore(store or Path(paths.STORE), artifacts)
 
 
 def _when(iso: str | None) -> str:
@@ -72,12 +74,13 @@ def create(
 ) -> None:
     """Make a release of a candidate: snapshot its files and settings, copy them into the
     artifact store by hash, record its eval runs; the id is the manifest's hash."""
+    from rung.config import paths
     from rung.errors import ConfigError
-    from rung.ops.releases import DECISION_FILE, create_release, read_decision
+    from rung.ops.releases import create_release, read_decision
 
     cfg = load(config)
     if candidate is None:
-        path = decision or cfg.resolve(DECISION_FILE)
+        path = decision or cfg.path("decisions") / paths.DECISION_FILE
         if not Path(path).is_file():
             raise ConfigError(f"name a candidate, or run `rung decide` first (no {path})")
         candidate = read_decision(path).get("candidate")

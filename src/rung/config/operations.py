@@ -14,6 +14,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from rung.config import paths
 from rung.config.base import _Strict
 
 # the online quality labels a judge / monitor reads from traces; 1 = the bad thing happened
@@ -164,7 +165,7 @@ class MonitorConfig(_Strict):
 
     rules: dict[str, AlertRule] = Field(default_factory=_default_rules)
     webhooks: list[WebhookConfig] = Field(default_factory=list)
-    log: str | None = ".rung/alerts.jsonl"  # alert events, one JSON line each (None: off)
+    log: str | None = paths.ALERTS  # alert events, one JSON line each (None: off)
     interval_s: float = Field(30.0, gt=0)  # --watch: evaluate every this many seconds
     bucket_minutes: float = Field(5.0, gt=0)  # the report's time resolution
 
@@ -178,7 +179,7 @@ class DriftConfig(_Strict):
     clusters: int = Field(5, ge=1, le=50)  # at most this many topic clusters of far requests
     examples_per_cluster: int = Field(5, ge=1)
     min_cluster_size: int = Field(3, ge=1)
-    output: str = ".rung/drift/candidate-cases.jsonl"
+    output: str = paths.DRIFT_CASES
 
 
 class RefreshConfig(_Strict):

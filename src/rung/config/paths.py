@@ -22,6 +22,10 @@ DECISIONS = f"{STATE_DIR}/decision"  # decision.html / .md / .json of `rung deci
 RELEASES = f"{STATE_DIR}/releases"  # released candidates (rung.ops.releases)
 TRACES = f"{STATE_DIR}/traces"  # traces of answered live requests (the gateway)
 INDEX = f"{STATE_DIR}/index"  # retrieval indexes, one folder per corpus (knowledge.NAME.index_dir)
+DECISION_FILE = "decision.json"  # what `rung decide` writes into DECISIONS (and `rung release` reads)
+ALERTS = f"{STATE_DIR}/alerts.jsonl"  # alert events of `rung monitor` (monitor.log)
+MONITOR_STATE = f"{STATE_DIR}/monitor-state.json"  # what `rung monitor` keeps between runs
+DRIFT_CASES = f"{STATE_DIR}/drift/candidate-cases.jsonl"  # cases `rung drift` proposes (drift.output)
 
 # the keys of `paths:` in rung.yaml and their defaults
 DEFAULTS: dict[str, str] = {

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rung.config import paths
 from rung.ops.releases.errors import ReleaseError
 from rung.ops.releases.manifest import release_id, snapshot
 from rung.ops.releases.store import Release, ReleaseStore, current_user, now_iso
@@ -16,7 +17,7 @@ from rung.ops.releases.store import Release, ReleaseStore, current_user, now_iso
 if TYPE_CHECKING:
     from rung.config import RungConfig
 
-DECISION_FILE = ".rung/decision/decision.json"  # where `rung decide` writes it by default
+DECISION_FILE = f"{paths.DECISIONS}/{paths.DECISION_FILE}"  # where `rung decide` writes it by default
 
 
 @dataclass
