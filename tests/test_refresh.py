@@ -140,3 +140,30 @@ def test_refresh_dataset_lineage_and_invalidation_of_a_saved_dataset(project, mo
     new, inv = invalidate_dataset(cfg, state.dataset)
     assert inv.dropped >= 1 and "live:tr-0" not in {e.id for e in new.examples}, inv.details
     assert len(new) == len(ds) - inv.dropped
+
+
+def test_refresh_cli_runs_steps_alone(project):
+    import time
+
+    from rung.ops.tracesource import write_jsonl
+    from tests.clirun import run_rung
+
+    recs = _records()
+    for r in recs:
+        r.ts = time.time() - 600
+    traces = write_jsonl(recs, project / "traces.jsonl")
+    cfg = str(project / "rung.yaml")
+    p = run_rung("refresh", "-c", cfg, "--step", "examples", "--traces", str(traces), timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert "examples: 4 from 5 traces" in p.stdout
+    p = run_rung("refresh", "-c", cfg, "--step", "dataset", "--allow", "leakage", "--allow", "near_duplicates",
+                 timeout=300)
+    assert p.returncode == 0, p.stderr
+    assert "from traces" in p.stdout
+    p = run_rung("refresh", "-c", cfg, "--status")
+    st = json.loads(p.stdout)
+    assert st["examples"] == 4 and st["dataset_version"] and len(st["log"]) == 2
+    p = run_rung("refresh", "-c", cfg, "--step", "release")
+    assert p.returncode == 1 and "no eval run yet" in p.stderr
+    p = run_rung("refresh", "-c", cfg, "--step", "nope")
+    assert p.returncode == 1 and "one of examples" in p.stderr
