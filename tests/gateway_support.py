@@ -161,3 +161,43 @@ class GatewayProcess:
                 self.proc.wait(10)
         if not self._log.closed:
             self._log.close()
+
+
+class InProcessGateway:
+    """A Gateway served by uvicorn in a thread of this process (its object stays reachable)."""
+
+    def __init__(self, root: Path) -> None:
+        from rung.config import load_config
+        from rung.ops.gateway.service import Gateway
+
+        self.gateway = Gateway(load_config(root))
+        self.url = ""
+
+    def __enter__(self) -> InProcessGateway:
+        import threading
+
+        import uvicorn
+
+        from rung.ops.gateway.app import create_app
+
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", 0))
+        self._sock = sock
+        self.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        config = uvicorn.Config(create_app(self.gateway), log_level="warning", access_log=False,
+                                timeout_graceful_shutdown=2)
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 120
+        while not (self._server.started and self.gateway.ready):
+            if self.gateway.load_error or not self._thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"gateway did not start: {self.gateway.load_error}")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.should_exit = True
+        self._thread.join(10)
+        self._sock.close()

@@ -16,8 +16,8 @@ import pytest
 openai = pytest.importorskip("openai")
 pytest.importorskip("prometheus_client")
 
-from gateway_support import GatewayProcess, make_key, write_project  # noqa: E402
-from openai_stub import StubState, serve  # noqa: E402
+from gateway_support import GatewayProcess, make_key, write_project
+from openai_stub import StubState, serve
 
 CITED = "You can return a router within 30 days of delivery for a full refund [returns]."
 JSON_REPLY = '{"answer": "yes", "confidence": 0.9}'

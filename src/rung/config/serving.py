@@ -157,6 +157,11 @@ class ServingConfig(_Strict):
 
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
+    # what is served: `releases` (API key -> tenant -> channel -> live release, see `rung release`),
+    # `candidates` (rung.yaml's candidates as they are), or `auto`: releases once the store has
+    # a live release on `channel`, else candidates
+    source: Literal["auto", "releases", "candidates"] = "auto"
+    channel: str = "production"  # the channel a request with model "default" (or empty) gets
     candidates: list[str] | None = None  # public: every tenant may use them (default: all not owned)
     default: str | None = None  # model "default" (or empty) for tenants without their own
     tenants: dict[str, TenantConfig] = Field(default_factory=dict)

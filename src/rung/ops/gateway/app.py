@@ -26,7 +26,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from rung.ops.gateway.protocol import GatewayError, completion_body, parse_chat, stream_events
+from rung.ops.gateway.protocol import (
+    GatewayError,
+    completion_body,
+    parse_chat,
+    stream_events,
+)
 from rung.ops.gateway.service import Gateway
 
 log = logging.getLogger("rung.gateway")
@@ -60,7 +65,7 @@ def create_app(gateway: Gateway, *, start: bool = True) -> FastAPI:
     """The app over a Gateway; `start` loads the targets in the background when the app starts."""
 
     @asynccontextmanager
-    async def lifespan(_app: FastAPI):  # noqa: ANN202
+    async def lifespan(_app: FastAPI):
         if start:
             gateway.start(background=True)
         try:
@@ -116,9 +121,11 @@ def create_app(gateway: Gateway, *, start: bool = True) -> FastAPI:
     @app.get("/v1/models")
     async def models(request: Request) -> dict[str, Any]:
         key = gateway.authenticate(request.headers.get("authorization"))
-        data = [{"id": t.name, "object": "model", "created": 0, "owned_by": key.tenant if t.owners else "rung",
-                 "rung": t.info()} for t in gateway.resolver.for_tenant(key.tenant)]
-        return {"object": "list", "data": data}
+        import asyncio
+
+        listed = await asyncio.get_running_loop().run_in_executor(gateway.executor, gateway.resolver.models,
+                                                                   key.tenant)
+        return {"object": "list", "data": [{"object": "model", "created": 0, **m} for m in listed]}
 
     @app.post("/v1/chat/completions")
     async def chat(request: Request) -> Response:
@@ -132,7 +139,7 @@ def create_app(gateway: Gateway, *, start: bool = True) -> FastAPI:
             include_usage = bool((req.stream_options or {}).get("include_usage"))
             events = stream_events(outcome, include_usage)
 
-            async def gen():  # noqa: ANN202
+            async def gen():
                 for e in events:
                     yield e
 

@@ -61,6 +61,7 @@ class BatchingModel:
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
         self._closed = False
+        self.generate_lock = threading.Lock()  # held while the inner model generates (adapters load between)
 
     # ------------------------------------------------------------ Model protocol
 
@@ -124,7 +125,8 @@ class BatchingModel:
         start = time.perf_counter()
         waited = start - min(i.queued for i in batch)
         try:
-            completions = self.inner.generate([i.request for i in batch])
+            with self.generate_lock:
+                completions = self.inner.generate([i.request for i in batch])
             if len(completions) != len(batch):
                 raise RuntimeError(f"model returned {len(completions)} completions for {len(batch)} requests")
         except BaseException as e:  # noqa: BLE001 - every caller learns what happened

@@ -18,7 +18,7 @@ class _Bucket:
 
 
 class RateLimiter:
-    def __init__(self, clock=time.monotonic) -> None:  # noqa: ANN001 - injectable for tests
+    def __init__(self, clock=time.monotonic) -> None:
         self._buckets: dict[str, _Bucket] = {}
         self._lock = threading.Lock()
         self._clock = clock

@@ -52,11 +52,13 @@ class ServedTarget:
     hash: str
     price: Price
     model_key: str  # the `models:` entry
-    adapter: str | None = None
+    adapter: str | None = None  # the adapter's name in rung.yaml
+    served_adapter: str | None = None  # the name requests carry: with its content digest
     release: str | None = None
     channel: str | None = None
     arm: str | None = None
     owners: frozenset[str] | None = None  # tenants that may use it; None: every tenant
+    shadow: ServedTarget | None = None  # a rollout in shadow mode: answers a copy, off the request path
     schema_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _schema_pipeline: Pipeline | None = field(default=None, repr=False)
 
@@ -104,12 +106,14 @@ class Resolver(Protocol):
         """Every target loaded."""
         ...
 
-    def for_tenant(self, tenant: str) -> list[ServedTarget]:
-        """The targets `tenant` may use (what GET /v1/models lists)."""
+    def models(self, tenant: str) -> list[dict[str, Any]]:
+        """What GET /v1/models lists for `tenant`: {"id", "owned_by", "rung": {...}} each."""
         ...
 
-    def resolve(self, tenant: str, model: str | None) -> ServedTarget:
-        """The target for the request's `model`; RoutingError 404 / 403."""
+    def resolve(self, tenant: str, model: str | None, *, user: str | None = None,
+                request_id: str | None = None) -> ServedTarget:
+        """The target for the request's `model` (user and request id choose a rollout's arm);
+        RoutingError 404 / 403."""
         ...
 
     def tenants(self) -> list[str]:
@@ -124,38 +128,88 @@ class Resolver(Protocol):
         ...
 
 
-class ModelHub:
-    """One Model per `models:` entry, shared by every candidate that names it."""
+@dataclass
+class _HubEntry:
+    model: Any  # what pipelines call: ObservedModel over (cache over) batcher / replica pool
+    raw: Any  # LocalModel or ReplicaPool
+    batching: Any = None  # the BatchingModel of a local model
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def __init__(self, config: RungConfig, serving: ServingConfig,
-                 on_batch: Callable[[str, int, float, float], None] | None = None) -> None:
-        self.config = config
+
+class ModelHub:
+    """One Model per distinct model (same weights and settings, or same endpoint), shared by
+    every candidate and release that uses it, whatever its `models:` entry is called: a local
+    base is loaded once and each adapter joins it as a resident adapter named after its content
+    digest ("support-3f9a2c1b7d0e"), so two releases' different "support" adapters never mix."""
+
+    def __init__(self, serving: ServingConfig, on_batch: Callable[[str, int, float, float], None] | None = None,
+                 cache_path: Any = None) -> None:
         self.serving = serving
         self.on_batch = on_batch
-        self._models: dict[str, Any] = {}
-        self.raw: dict[str, Any] = {}  # below the batcher / cache
+        self.cache_path = cache_path
+        self._entries: dict[tuple, _HubEntry] = {}
         self._lock = threading.Lock()
 
-    def get(self, name: str) -> Any:
-        with self._lock:
-            if name not in self._models:
-                self._models[name] = self._build(name, self.config.models[name])
-            return self._models[name]
+    @staticmethod
+    def _key(config: RungConfig, name: str, cfg: ModelConfig) -> tuple:
+        if cfg.backend == "openai":
+            return ("openai", cfg.base_url, cfg.model, cfg.api_key_env, name)
+        path = cfg.path
+        if not path.startswith("embedded:"):
+            resolved = config.resolve(path)
+            path = str(resolved.resolve()) if resolved.exists() else path
+        return ("local", path, cfg.gguf_file, cfg.dtype, cfg.device, cfg.max_batch_size, cfg.threads)
 
-    def _build(self, name: str, cfg: ModelConfig) -> Any:
+    def entry(self, config: RungConfig, name: str) -> _HubEntry:
+        cfg = config.models[name]
+        key = self._key(config, name, cfg)
+        with self._lock:
+            if key not in self._entries:
+                self._entries[key] = self._build(config, name, cfg)
+            return self._entries[key]
+
+    def model_for(self, config: RungConfig, candidate: Any) -> tuple[Any, str | None]:
+        """(the shared model, the adapter name to request) for a candidate of `config`."""
+        entry = self.entry(config, candidate.model)
+        if not candidate.adapter:
+            return entry.model, None
+        cfg = config.models[candidate.model]
+        rel = cfg.adapters.get(candidate.adapter)
+        path = config.resolve(rel) if rel else None
+        if path is None or not path.is_dir():
+            if cfg.backend == "local":
+                from rung.errors import AdapterError
+
+                raise AdapterError(f"{config.source}: models.{candidate.model}.adapters.{candidate.adapter}: "
+                                   f"no adapter folder {path or '(not configured)'}")
+            return entry.model, candidate.adapter  # an adapter the endpoint knows by name
+        from rung.ops.gateway.upstream import adapter_digest_name
+
+        served = adapter_digest_name(candidate.adapter, path)
+        if cfg.backend == "local":
+            with entry.lock:
+                if served not in entry.raw.adapters():
+                    guard = entry.batching.generate_lock if entry.batching is not None else threading.Lock()
+                    with guard:  # never while a batch is being generated
+                        entry.raw.load_adapter(served, path)
+        return entry.model, served
+
+    def _build(self, config: RungConfig, name: str, cfg: ModelConfig) -> _HubEntry:
         model: Any
+        batching = None
         if cfg.backend == "openai":
             from rung.ops.gateway.upstream import ReplicaPool
 
             up = self.serving.upstreams.get(name)
-            model = ReplicaPool.from_config(cfg, self.config.root, up.replicas if up else (),
-                                            up.max_attempts if up else 3, up.health_check_s if up else 10.0)
-            self.raw[name] = model
+            raw = ReplicaPool.from_config(cfg.model_copy(update={"adapters": {}}), config.root,
+                                          up.replicas if up else (), up.max_attempts if up else 3,
+                                          up.health_check_s if up else 10.0)
+            model = raw
         else:
-            from rung.models.factory import load_model
+            from rung.models.local import LocalModel
 
-            model = load_model(cfg, root=self.config.root)
-            self.raw[name] = model
+            raw = LocalModel.from_config(cfg.model_copy(update={"adapters": {}}), config.root)
+            model = raw
             b = self.serving.batching
             if b.enabled:
                 from rung.ops.gateway.batching import BatchingModel
@@ -163,64 +217,65 @@ class ModelHub:
                 cb = None
                 if self.on_batch is not None:
                     hook = self.on_batch
-                    cb = lambda n, wait, took, _m=name: hook(_m, n, wait, took)  # noqa: E731
-                model = BatchingModel(model, b.max_wait_ms, b.max_batch, cb)
-        if self.serving.cache:
+                    cb = lambda n, wait, took, _m=name: hook(_m, n, wait, took)
+                model = batching = BatchingModel(raw, b.max_wait_ms, b.max_batch, cb)
+        if self.serving.cache and self.cache_path is not None:
             from rung.models.cache import CachedModel, ResponseCache
 
-            model = CachedModel(model, ResponseCache(self.config.resolve(self.config.paths.cache)))
+            model = CachedModel(model, ResponseCache(self.cache_path))
         from rung.ops.gateway.observe import ObservedModel
 
-        return ObservedModel(model)
+        return _HubEntry(ObservedModel(model), raw, batching)
 
     def warm(self) -> None:
-        for name, raw in list(self.raw.items()):
-            load = getattr(raw, "load", None)
+        for e in list(self._entries.values()):
+            load = getattr(e.raw, "load", None)
             if callable(load):
                 load()
 
+    def raw_models(self) -> list[Any]:
+        return [e.raw for e in self._entries.values()]
+
     def close(self) -> None:
-        for m in list(self._models.values()):
-            close = getattr(m, "close", None)
-            if callable(close):
-                try:
-                    close()
-                except Exception:  # noqa: BLE001 - closing is best effort
-                    pass
+        for e in list(self._entries.values()):
+            for m in (e.model, e.raw):
+                close = getattr(m, "close", None)
+                if callable(close):
+                    try:
+                        close()
+                    except Exception:  # noqa: BLE001 - closing is best effort
+                        pass
 
 
 class InjectionClassifiers:
     """One prompt-injection classifier per set of project examples, shared by candidates."""
 
-    def __init__(self, config: RungConfig) -> None:
-        self.config = config
+    def __init__(self) -> None:
         self._by_examples: dict[tuple[str | None, int], Any] = {}
         self._lock = threading.Lock()
 
-    def factory(self, examples: str | None, weight: int) -> Callable[[], Any]:
+    def factory(self, config: RungConfig, examples: str | None, weight: int) -> Callable[[], Any]:
         def make() -> Any:
             with self._lock:
-                key = (examples, weight)
+                key = (str(config.resolve(examples)) if examples else None, weight)
                 if key not in self._by_examples:
-                    from rung.ops.guardrails.injection import ExampleSet, InjectionClassifier
+                    from rung.ops.guardrails.injection import (
+                        ExampleSet,
+                        InjectionClassifier,
+                    )
 
                     ex = ExampleSet()
                     if examples:
                         from rung.evals.suite import load_suite
 
-                        path = self.config.resolve(examples)
+                        path = config.resolve(examples)
                         if not path.exists():
-                            raise ConfigError(f"{self.config.source}: guardrails.injection.examples: "
+                            raise ConfigError(f"{config.source}: guardrails.injection.examples: "
                                               f"{path} does not exist")
                         ex = ExampleSet.from_cases(load_suite(path).cases, weight)
                     self._by_examples[key] = InjectionClassifier(ex)
                 return self._by_examples[key]
         return make
-
-
-def guardrails_config(config: RungConfig, candidate: Any) -> GuardrailsConfig | None:
-    own = getattr(candidate, "guardrails", None)
-    return own if own is not None else serving_config(config).guardrails
 
 
 def serving_config(config: RungConfig) -> ServingConfig:
@@ -229,34 +284,54 @@ def serving_config(config: RungConfig) -> ServingConfig:
 
 def build_target(config: RungConfig, name: str, hub: ModelHub, injection: InjectionClassifiers, *,
                  served_as: str | None = None, owners: frozenset[str] | None = None,
-                 release: str | None = None, channel: str | None = None) -> ServedTarget:
-    """A candidate of `config` made servable: its pipeline over the shared model, its guardrails."""
+                 release: str | None = None, channel: str | None = None, candidate: Any = None,
+                 default_guardrails: GuardrailsConfig | None = None) -> ServedTarget:
+    """A candidate of `config` (or `candidate`, e.g. with a channel's flags applied) made
+    servable: its pipeline over the shared model, its guardrails (its own, else the default)."""
     from rung.ops.guardrails import Guardrails
     from rung.pipeline.components import build_components
     from rung.pipeline.pipeline import Pipeline
 
-    cand = config.candidates[name]
-    gcfg = guardrails_config(config, cand)
+    cand = candidate if candidate is not None else config.candidates[name]
+    gcfg = cand.guardrails if cand.guardrails is not None else (
+        default_guardrails if default_guardrails is not None else serving_config(config).guardrails)
     components = build_components(config, cand)
     gate = None
-    if gcfg is not None and gcfg.refusal_gate is not None:
-        if components.refusal_gate is None:
-            raise ConfigError(f"{config.source}: candidates.{name}: guardrails.refusal_gate needs the "
-                              f"candidate's `refusal_gate` (its examples and threshold)")
+    if gcfg is not None and gcfg.refusal_gate is not None and components.refusal_gate is not None:
         gate = components.refusal_gate
         components = replace(components, refusal_gate=None)  # the guardrail runs it, once
     inj = None
     if gcfg is not None and gcfg.injection is not None:
-        inj = injection.factory(gcfg.injection.examples, gcfg.injection.examples_weight)
+        inj = injection.factory(config, gcfg.injection.examples, gcfg.injection.examples_weight)
     guards = Guardrails(gcfg, refusal_gate=gate, injection=inj,
                         pipeline_requires_citations=cand.require_citations)
-    model = hub.get(cand.model)
-    pipeline = Pipeline(name, cand, model, model_config=config.models[cand.model], components=components)
-    chash = pipeline.hash
+    model, served_adapter = hub.model_for(config, cand)
+    run_cand = cand if served_adapter == cand.adapter else cand.model_copy(update={"adapter": served_adapter})
+    pipeline = Pipeline(name, run_cand, model, model_config=config.models[cand.model], components=components)
     return ServedTarget(name=served_as or name, candidate=name, pipeline=pipeline, guardrails=guards,
-                        level=cand.effective_level, hash=chash, price=config.models[cand.model].price,
-                        model_key=cand.model, adapter=cand.adapter, release=release, channel=channel,
-                        owners=owners)
+                        level=cand.effective_level, hash=pipeline.hash, price=config.models[cand.model].price,
+                        model_key=cand.model, adapter=cand.adapter, served_adapter=served_adapter,
+                        release=release, channel=channel, owners=owners)
+
+
+def make_resolver(config: RungConfig, on_batch: Callable[[str, int, float, float], None] | None = None
+                  ) -> Resolver:
+    """The resolver `serving.source` asks for: releases (channels of the release store),
+    candidates (rung.yaml), or auto: releases once `serving.channel` has a live release."""
+    serving = serving_config(config)
+    hub = ModelHub(serving, on_batch, cache_path=config.resolve(config.paths.cache))
+    if serving.source != "candidates":
+        from rung.ops.gateway.releases import (
+            ReleaseResolver,
+            has_live_release,
+            open_release_store,
+        )
+
+        store = open_release_store(config)
+        if serving.source == "releases" or has_live_release(store, serving.channel):
+            return ReleaseResolver(config, store, hub=hub)
+        store.close()
+    return ConfigResolver(config, hub=hub)
 
 
 class ConfigResolver:
@@ -265,8 +340,8 @@ class ConfigResolver:
     def __init__(self, config: RungConfig, *, hub: ModelHub | None = None) -> None:
         self.config = config
         self.serving = serving_config(config)
-        self.hub = hub or ModelHub(config, self.serving)
-        self.injection = InjectionClassifiers(config)
+        self.hub = hub or ModelHub(self.serving, cache_path=config.resolve(config.paths.cache))
+        self.injection = InjectionClassifiers()
         s = self.serving
         known = config.candidates
         where = f"{config.source or 'rung.yaml'}: serving"
@@ -281,10 +356,10 @@ class ConfigResolver:
         for c in public:
             if c not in known:
                 raise ConfigError(f"{where}.candidates: no candidate named {c!r}{did_you_mean(c, known)}")
-        for c in owned:
+        for c, tenants in owned.items():
             if c in public and s.candidates is not None:
                 raise ConfigError(f"{where}: candidate {c!r} is both public (serving.candidates) and "
-                                  f"private to {sorted(owned[c])}")
+                                  f"private to {sorted(tenants)}")
         if not public and not owned:
             raise ConfigError(f"{where}: nothing to serve (rung.yaml has no candidates)")
         for label, value in [("default", s.default)] + [(f"tenants.{t}.default", tc.default)
@@ -312,8 +387,9 @@ class ConfigResolver:
     def targets(self) -> list[ServedTarget]:
         return [self._target(n) for n in self.names()]
 
-    def for_tenant(self, tenant: str) -> list[ServedTarget]:
-        return [t for t in self.targets() if t.allowed(tenant)]
+    def models(self, tenant: str) -> list[dict[str, Any]]:
+        return [{"id": t.name, "owned_by": tenant if t.owners else "rung", "rung": t.info()}
+                for t in self.targets() if t.allowed(tenant)]
 
     def _default_for(self, tenant: str) -> str:
         t = self.serving.tenants.get(tenant)
@@ -328,7 +404,8 @@ class ConfigResolver:
         raise RoutingError("no default model: name one in `model` (see GET /v1/models)", 404,
                            "model_not_found")
 
-    def resolve(self, tenant: str, model: str | None) -> ServedTarget:
+    def resolve(self, tenant: str, model: str | None, *, user: str | None = None,
+                request_id: str | None = None) -> ServedTarget:
         name = (model or "").strip()
         if name in DEFAULT_MODEL_NAMES:
             name = self._default_for(tenant)

@@ -28,8 +28,20 @@ from rung.ops.gateway.keys import ApiKey, KeyStore
 from rung.ops.gateway.metrics import GatewayMetrics
 from rung.ops.gateway.protocol import ChatRequest, GatewayError, now_s
 from rung.ops.gateway.ratelimit import RateLimiter
-from rung.ops.gateway.routing import ConfigResolver, ModelHub, Resolver, RoutingError, ServedTarget, serving_config
-from rung.ops.gateway.traces import FEEDBACK_LABELS, TraceRecord, TraceStore, new_trace_id, now_iso
+from rung.ops.gateway.routing import (
+    Resolver,
+    RoutingError,
+    ServedTarget,
+    make_resolver,
+    serving_config,
+)
+from rung.ops.gateway.traces import (
+    FEEDBACK_LABELS,
+    TraceRecord,
+    TraceStore,
+    new_trace_id,
+    now_iso,
+)
 from rung.ops.guardrails import GuardEvent
 
 log = logging.getLogger("rung.gateway")
@@ -92,8 +104,7 @@ class Gateway:
         self.traces = TraceStore(self.engine)
         tenants = sorted(set(self.serving.tenants) | set(_safe(lambda: self.keys.tenants(), [])))
         self.metrics = GatewayMetrics(self.serving.tenant_label_max, tenants)
-        self.resolver: Resolver = resolver or ConfigResolver(
-            config, hub=ModelHub(config, self.serving, on_batch=self.metrics.on_batch))
+        self.resolver: Resolver = resolver or make_resolver(config, self.metrics.on_batch)
         self.limiter = RateLimiter()
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="rung-gw")
         self.labeler = self._labeler()
@@ -146,7 +157,7 @@ class Gateway:
         except RungError as e:
             self.load_error = str(e)
             log.error("rung serve: cannot load the served candidates: %s", e)
-        except Exception as e:  # noqa: BLE001 - reported by /readyz, logged with its traceback
+        except Exception as e:
             self.load_error = f"{type(e).__name__}: {e}"
             log.exception("rung serve: loading failed")
 
@@ -205,7 +216,7 @@ class Gateway:
             fut = loop.run_in_executor(self.executor, self._answer, key, req, target, trace_id, t0)
             try:
                 outcome = await asyncio.wait_for(fut, self.serving.limits.timeout_s)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 self._count(labels, "timeout", t0)
                 raise GatewayError(504, f"no answer within {self.serving.limits.timeout_s:g} s", "timeout",
                                    "server_error") from None

@@ -26,11 +26,22 @@ import threading
 from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import JSON, Column, Float, Index, Integer, String, Table, Text, select, update
+from sqlalchemy import (
+    JSON,
+    Column,
+    Float,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    select,
+    update,
+)
 
 from rung.errors import StoreError
 from rung.ops.gateway.db import metadata
@@ -71,11 +82,11 @@ FEEDBACK_LABELS = ("success", "refusal_correct", "grounded", "safety_violation",
 
 def new_trace_id() -> str:
     """Time-sortable: "tr-YYYYMMDDHHMMSS-" + 12 random hex digits."""
-    return "tr-" + datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S-") + secrets.token_hex(6)
+    return "tr-" + datetime.now(UTC).strftime("%Y%m%d%H%M%S-") + secrets.token_hex(6)
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 @dataclass

@@ -139,8 +139,12 @@ def _adapter(config: RungConfig, cand: CandidateConfig, files: _Files) -> dict[s
     if not cand.adapter:
         return None
     mcfg = config.models[cand.model]
-    if mcfg.backend == "openai":  # an adapter served by the endpoint under its own model name
-        return {"name": cand.adapter, "served_by": "endpoint"}
+    endpoint = mcfg.backend == "openai"
+    if endpoint and (cand.adapter not in mcfg.adapters
+                     or not config.resolve(mcfg.adapters[cand.adapter]).is_dir()):
+        return {"name": cand.adapter, "served_by": "endpoint"}  # known to the endpoint by name only
+    # an endpoint adapter whose folder rung.yaml gives is copied and hashed like a local one: the
+    # gateway sends it as "<name>-<digest>", so a replica never answers with a stale copy
     folder = config.resolve(mcfg.adapters[cand.adapter])
     where = f"{config.source}: models.{cand.model}.adapters.{cand.adapter}"
     if not folder.is_dir():
@@ -153,6 +157,8 @@ def _adapter(config: RungConfig, cand: CandidateConfig, files: _Files) -> dict[s
 
     out: dict[str, Any] = {"name": cand.adapter, "files": [files.add(p) for p in present],
                            "sha256": hash_files(present), "lineage": None}
+    if endpoint:
+        out["served_by"] = "endpoint"
     lineage_file = folder / LINEAGE_FILE
     if lineage_file.is_file():
         files.add(lineage_file)
