@@ -146,7 +146,7 @@ def test_what_would_change_is_one_line_per_distinct_change() -> None:
     groups = [c for c in d.changes if c.kind == "candidates"]
     assert len(groups) == 2
     same = next(c for c in groups if len(c.candidates) == 5)
-    assert same.candidates[0] == "L0 'c4'" and "the same targets stop 4 more" in same.text
+    assert same.candidates[0] == "L0 'c4'" and "also short on these targets, further off: L0 'c3'" in same.text
     assert sorted(same.targets) == ["hallucination", "task_success"]
     assert sum("L0 'c0'" in w for w in d.what_would_change) == 1
     assert len(d.what_would_change) == len(set(d.what_would_change))

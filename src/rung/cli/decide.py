@@ -58,10 +58,16 @@ def print_decision(decision) -> None:  # decision: rung.decide.recommend.Decisio
     from rich.panel import Panel
     from rich.table import Table
 
+    from rung.decide.brief import decision_sentence, top_changes
+
     con = console()
     colour = {"ship": "green", "fix-level0": "yellow", "none": "yellow"}.get(decision.action, "red")
-    con.print(Panel(escape(decision.headline), title=f"decision: {decision.action}",
-                    border_style=colour, title_align="left"))
+    body = f"[bold]{escape(decision_sentence(decision))}[/]\n{escape(decision.headline)}"
+    if decision.diagnosis is not None:
+        body += (f"\n[bold]Why level 0 fails:[/] {escape(decision.diagnosis.sentence)}."
+                 f"\n[bold]Do:[/] {escape(decision.diagnosis.advice)}.")
+    con.print(Panel(body, title=f"decision: {decision.action}", border_style=colour,
+                    title_align="left"))
     t = Table(title="checklist", title_justify="left", show_lines=False)
     t.add_column("#", justify="right")
     t.add_column("item", no_wrap=True)
@@ -73,18 +79,26 @@ def print_decision(decision) -> None:  # decision: rung.decide.recommend.Decisio
     con.print(t)
     if decision.assessments:
         c = Table(title="candidates", title_justify="left")
-        for col in ("candidate", "level", "task_success", "hallucination", "p95 ms", "cost/1M",
-                    "eligible", "passes"):
+        for col in ("candidate", "level", "task_success", "hallucination", "p95 ms",
+                    "cost/1M", "eligible", "passes"):
             c.add_column(col, justify="left" if col in ("candidate",) else "right")
         for a in decision.assessments:
+            p95 = _n(a.evidence.p95_ms, 0) + (" served" if a.evidence.served else " batched")
             c.add_row(escape(a.candidate), str(a.level), _metric(a, "task_success"),
-                      _metric(a, "hallucination"), _n(a.evidence.p95_ms, 0),
+                      _metric(a, "hallucination"), p95,
                       _n(a.cost.total_per_million, 2) + ("" if a.cost.complete else "*"),
                       "yes" if a.eligible else "[red]no[/]",
                       "[green]yes[/]" if a.passed else "[red]no[/]")
         con.print(c)
-    for w in decision.what_would_change:
-        con.print(f"[dim]→[/] {escape(w)}")
+        con.print("[dim]p95: served = the run's latency probe (as one request is served); "
+                  "batched = the evaluation's batches (no probe)[/]")
+    top = top_changes(decision)
+    if top:
+        con.print("[bold]What would change the decision[/]")
+    for i, ch in enumerate(top, 1):
+        con.print(f"  {i}. {escape(ch.text)}")
+    if len(decision.changes) > len(top):
+        con.print(f"  [dim]+{len(decision.changes) - len(top)} more in the report[/]")
     for n in decision.notes:
         con.print(f"[dim]{escape(n)}[/]")
 

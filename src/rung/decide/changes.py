@@ -56,7 +56,7 @@ def distinct_changes(action: str, items: list[ChecklistItem], assessments: list[
         best, others = members[0], members[1:]
         text = best.what_would_change()
         if others:
-            text += (f" (the same targets stop {len(others)} more, further off: "
+            text += (" (also short on these targets, further off: "
                      + ", ".join(o.label for o in others) + ")")
         candidate_lines.append(Change(text, "candidates", "candidates",
                                       [m.label for m in members], list(key), best.distance[0]))

@@ -1,10 +1,15 @@
 """The decision report: `decision.html` (self-contained: inline CSS and SVG, no script, nothing
-fetched) and `decision.md` (for a pull request).
+fetched), `decision.md` (the same content, for a pull request) and `decision.json`.
 
-The page opens with the decision in plain words, then the checklist with the numbers behind each
-item, the candidates (quality, latency, cost per level) as a table and plots, the cost model's
-formulas, the per-tag breakdown, training curves of tuned artifacts (their `metrics.jsonl`) and
-the worst failing cases with their traces. It reuses the run report's pieces (styles, failure
+Built for a lead who reads for 30 seconds. The first screen (1280x800) holds the decision in one
+sentence, why level 0 fails and what to do about it (rung.decide.diagnose), the ladder (levels
+as rungs, each candidate a mark per target, met or missed, with its interval), the quality vs
+P95 latency vs cost plot (rung.decide.figures) and the top three changes that would alter the
+decision (one line per distinct change, rung.decide.changes). Then the checklist, one line per
+item with its evidence folded (`<details>`), the candidates in a table that fits 1280 px, which
+latency each number is (as served by the latency probe, or batched evaluation), the other plots,
+the cost model's formulas, readiness, the per-tag breakdown, training curves of tuned artifacts
+and the worst failing cases with their traces. It reuses the run report's pieces (styles, failure
 view, plots, number format) from rung.evals.
 """
 
@@ -16,7 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rung.evals.plots import colour, latency_boxes, line_chart, metric_bars, quality_scatter
+from rung.evals.plots import colour, latency_boxes, line_chart, metric_bars
 from rung.evals.report import failing_cases, fmt_num, md_escape, template_env
 from rung.text.jsonx import json_objects
 
@@ -62,13 +67,14 @@ def write_decision_report(decision: Decision, out_dir: Path, *,
 
 def render_html(decision: Decision, runs: dict[str, RunResult], *, title: str,
                 max_failures: int = 10) -> str:
+    from rung.decide.brief import decision_sentence, one_line, top_changes
+    from rung.decide.figures import decision_scatter, ladder_svg
+
     env = template_env("rung.decide", "rung.evals")
+    env.filters["one_line"] = one_line
     summaries = [a.evidence.summary for a in decision.assessments]
-    labels = [a.label for a in decision.assessments]
-    costs = [a.cost.total_per_million for a in decision.assessments]
     plots = []
     if summaries:
-        plots.append(quality_scatter(summaries, labels=labels, costs=costs, cost_unit="1M"))
         plots += [metric_bars(summaries, n) for n in ("task_success", "hallucination")
                   if any(n in s.metrics for s in summaries)]
         plots.append(latency_boxes(summaries))
@@ -76,7 +82,13 @@ def render_html(decision: Decision, runs: dict[str, RunResult], *, title: str,
         title=title,
         generated_at=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         d=decision,
+        sentence=decision_sentence(decision),
+        top=top_changes(decision),
+        more_changes=decision.changes[len(top_changes(decision)):],
+        ladder=ladder_svg(decision) if decision.assessments else "",
+        scatter=decision_scatter(decision) if decision.assessments else "",
         candidates=[_candidate_view(i, a) for i, a in enumerate(decision.assessments)],
+        latency=_latency_note(decision),
         plots=plots,
         tags=_tag_rows(decision),
         tag_metrics=[m for m in TAG_METRICS if any(m in s.metrics for s in summaries)],
@@ -93,14 +105,32 @@ def _candidate_view(i: int, a: Any) -> dict[str, Any]:
         m = e.metric(name)
         chosen_metrics[name] = None if m is None else {"mean": m.mean, "lo": m.ci_low,
                                                        "hi": m.ci_high, "n": m.n}
+    s = e.summary
     return {"index": i + 1, "colour": colour(i), "label": a.label, "candidate": a.candidate,
             "level": a.level, "run_id": e.run_id, "model": e.model or e.model_id,
             "self_hosted": e.self_hosted, "excluded": a.excluded, "passed": a.passed,
             "parts": " + ".join(e.parts) or "model only", "metrics": chosen_metrics,
-            "p50": e.p50_ms, "p95": e.p95_ms, "tokens_in": e.summary.tokens_in_mean,
-            "tokens_out": e.summary.tokens_out_mean, "cost": a.cost,
-            "checks": a.checks, "notes": e.notes,
-            "artifact": e.artifact, "gain": e.gain, "safety": e.summary.safety_violations}
+            "p50": e.p50_ms, "p95": e.p95_ms, "served": e.served,
+            "batched_p95": s.p95_latency_ms, "throughput": s.throughput_rps,
+            "batch_size": s.throughput_batch_size, "latency_basis": e.latency_basis,
+            "tokens_in": s.tokens_in_mean, "tokens_out": s.tokens_out_mean, "cost": a.cost,
+            "checks": a.checks, "notes": e.notes, "failing": [c.metric for c in a.failing],
+            "artifact": e.artifact, "gain": e.gain, "safety": s.safety_violations,
+            "diagnosis": e.diagnosis}
+
+
+def _latency_note(d: Decision) -> dict[str, Any]:
+    """Which latency each number is: served (probe) for how many candidates, with what settings."""
+    served = [a for a in d.assessments if a.evidence.served]
+    conc = sorted({a.evidence.summary.served_concurrency for a in served
+                   if a.evidence.summary.served_concurrency})
+    ns = sorted({len(a.evidence.summary.served_latencies_ms) for a in served})
+    batches = sorted({a.evidence.summary.throughput_batch_size for a in d.assessments
+                      if a.evidence.summary.throughput_batch_size})
+    return {"served": len(served), "total": len(d.assessments),
+            "concurrency": "/".join(str(c) for c in conc), "n": "/".join(str(n) for n in ns),
+            "batch": "/".join(str(b) for b in batches),
+            "batched_only": [a.label for a in d.assessments if not a.evidence.served]}
 
 
 def _tag_rows(decision: Decision) -> list[dict[str, Any]]:
@@ -168,28 +198,97 @@ def _failures(decision: Decision, runs: dict[str, RunResult], limit: int) -> lis
 
 
 def render_markdown(d: Decision, *, title: str = "rung decision") -> str:
-    out = [f"## {md_escape(title)}", "", f"**{md_escape(d.headline)}**", ""]
-    out += ["| # | item | verdict | finding |", "|---|---|---|---|"]
+    """The report's content in Markdown (GitHub renders the `<details>` folds): the decision,
+    why level 0 fails, the ladder as a table, the top changes, the checklist one line per item,
+    the candidates and which latency each number is."""
+    from rung.decide.brief import decision_sentence, one_line, top_changes
+    from rung.decide.figures import COLUMNS, short_value
+
+    out = [f"## {md_escape(title)}", "", f"**{md_escape(decision_sentence(d))}**", ""]
+    if d.diagnosis is not None:
+        out += [f"**Why level 0 fails:** {md_escape(d.diagnosis.sentence)}. "
+                f"**Do:** {md_escape(d.diagnosis.advice)}.", ""]
+    if d.assessments:
+        metrics = [m for m in COLUMNS if any(a.check(m) for a in d.assessments)]
+        out += ["### The ladder", "",
+                "| rung | candidate | " + " | ".join(COLUMNS[m] for m in metrics) + " |",
+                "|---|---|" + "---|" * len(metrics)]
+        for a in sorted(d.assessments, key=lambda a: -a.level):
+            mark = ""
+            if a.candidate == d.candidate:
+                mark = " ◀ ship" if d.action == "ship" else " ◀ closest"
+            name = md_escape(a.candidate) + mark + ("" if a.eligible else " (excluded)")
+            cells = []
+            for m in metrics:
+                ch = a.check(m)
+                if ch is None:
+                    cells.append("–")
+                    continue
+                text = f"{'✓' if ch.passed else '✗'} {short_value(m, ch.value)}"
+                if ch.ci is not None and m != "p95_latency_ms":
+                    text += f" [{short_value(m, ch.ci[0])}, {short_value(m, ch.ci[1])}]"
+                cells.append(text)
+            out.append(f"| L{a.level} | {name} | " + " | ".join(cells) + " |")
+        out += ["", "✓ met, ✗ missed; [95% interval]. " + _latency_line(d), ""]
+    top = top_changes(d)
+    if top:
+        out += ["### What would change the decision", ""]
+        out += [f"{i}. {md_escape(c.text)}" for i, c in enumerate(top, 1)]
+        rest = d.changes[len(top):]
+        if rest:
+            out += ["", f"<details><summary>{len(rest)} more</summary>", ""]
+            out += [f"- {md_escape(c.text)}" for c in rest]
+            out += ["", "</details>"]
+        out.append("")
+    out += ["### Checklist", ""]
     for i, item in enumerate(d.items, 1):
-        out.append(f"| {i} | {md_escape(item.id)} | {item.verdict.upper()} | "
-                   f"{md_escape(item.finding)} |")
+        glyph = {"pass": "✓", "fail": "✗", "stop": "■", "skip": "·", "info": "i"}.get(item.verdict, "")
+        out += [f"<details><summary>{i}. {glyph} {item.verdict.upper()} · <b>{md_escape(item.id)}</b>"
+                f" — {md_escape(one_line(item.finding))}</summary>", ""]
+        out += [f"*{md_escape(item.question)}*", "", md_escape(item.finding), ""]
+        out += [f"- {md_escape(x)}" for x in item.details]
+        for r in item.evidence:
+            ci = f" [{fmt_num(r.ci[0])}, {fmt_num(r.ci[1])}]" if r.ci else ""
+            n = f" n={r.n}" if r.n is not None else ""
+            who = f" ({md_escape(r.candidate)}, run {md_escape(r.run_id)})" if r.candidate else ""
+            out.append(f"- `{md_escape(r.metric)}` = {fmt_num(r.value)}{ci}{n}{who}")
+        if item.constraint:
+            out.append(f"- constraint: {md_escape(item.constraint)}")
+        if item.what_would_change:
+            out.append(f"- what would change it: {md_escape(item.what_would_change)}")
+        out += ["", "</details>"]
     if d.assessments:
         out += ["", "### Candidates", "",
                 "| candidate | level | task_success [95% CI] | hallucination [95% CI] | P95 ms "
-                "| cost / 1M req | eligible | passes |", "|---|---|---|---|---|---|---|---|"]
+                "| batched P95 ms | req/s batched | cost / 1M req | passes |",
+                "|---|---|---|---|---|---|---|---|---|"]
         for a in d.assessments:
-            out.append(f"| {md_escape(a.candidate)} | {a.level} | {_ci(a.evidence, 'task_success')}"
-                       f" | {_ci(a.evidence, 'hallucination')} | {fmt_num(a.evidence.p95_ms)} | "
+            e = a.evidence
+            p95 = fmt_num(e.p95_ms) + (" (served)" if e.served else " (batched)")
+            passes = "excluded" if not a.eligible else ("yes" if a.passed else "no")
+            out.append(f"| {md_escape(a.candidate)} | {a.level} | {_ci(e, 'task_success')}"
+                       f" | {_ci(e, 'hallucination')} | {p95} | {fmt_num(e.batched_p95_ms)} | "
+                       f"{fmt_num(e.summary.throughput_rps)} | "
                        f"{fmt_num(a.cost.total_per_million)}{'' if a.cost.complete else '*'} | "
-                       f"{'yes' if a.eligible else 'no'} | {'yes' if a.passed else 'no'} |")
+                       f"{passes} |")
+        out += ["", _latency_line(d)]
         if any(not a.cost.complete for a in d.assessments):
             out += ["", "\\* inference only: set constraints.requests_per_month to spread training"]
-    if d.what_would_change:
-        out += ["", "### What would change the decision", ""]
-        out += [f"- {md_escape(w)}" for w in d.what_would_change]
     if d.notes:
         out += ["", *[f"> {md_escape(n)}" for n in d.notes]]
     return "\n".join(out) + "\n"
+
+
+def _latency_line(d: Decision) -> str:
+    note = _latency_note(d)
+    text = ("P95 is latency as served: the run's latency probe, " + f"{note['n']} sampled cases, "
+            f"{note['concurrency']} request(s) at a time, uncached model") if note["served"] else ""
+    if note["batched_only"]:
+        text += ("; " if text else "") + ("P95 from the batched evaluation (each case waited for "
+                                          "its batch; no probe) for " + ", ".join(note["batched_only"]))
+    batch = f" of {note['batch']}" if note["batch"] else ""
+    return (text + f". Batched P95 and req/s: the evaluation, in batches{batch} (a throughput "
+            "figure; the cost model uses it).")
 
 
 def _ci(e: Evidence, name: str) -> str:
