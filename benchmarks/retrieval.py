@@ -219,7 +219,8 @@ def extractive() -> dict[str, Any]:
           f"{len(refuse)} must-refuse cases")
     keep_all = cand.retrieval.model_copy(update={"superseded": "keep", "untrusted": "keep"})
     for label, rcfg in (("as configured", cand.retrieval), ("keep superseded + untrusted", keep_all)):
-        r = _Retriever.from_config(config, rcfg)
+        r = _Retriever.from_config(rcfg, config.knowledge[rcfg.corpus], root=config.root,
+                                   embedder=config.embedder)
         embedder = r.index.embedder
         every = cand.answer.model_copy(update={"min_score": 0.0})
         found = r.search_batch([c.question for c in answerable], [r.filters_for(c.metadata) for c in answerable])

@@ -13,7 +13,8 @@ from clirun import run_rung
 
 from rung.config import CandidateConfig, RetrievalConfig, load_config
 from rung.evals.store import RunStore
-from rung.ladder import LadderEvents, climb, level_order, richness
+from rung.ladder import LadderEvents, climb, level_order
+from rung.pipeline.candidate import candidate_complexity
 
 QUESTIONS = ["refund window", "warranty length", "shipping cost", "support hours",
              "router reset", "storage plans", "thermostat pairing", "invoice copy"]
@@ -75,7 +76,8 @@ def test_level_order_climbs_from_bare_to_richest(tmp_path: Path, stub) -> None:
     rag = CandidateConfig(system_prompt="p", retrieval=RetrievalConfig(corpus="kb"))
     full = CandidateConfig(system_prompt="p", retrieval=RetrievalConfig(corpus="kb"), tools=["calculator"])
     prompt = CandidateConfig(system_prompt="p")
-    assert richness(CandidateConfig()) < richness(prompt) < richness(rag) < richness(full)
+    cx = candidate_complexity
+    assert cx(CandidateConfig()) < cx(prompt) < cx(rag) < cx(full)
 
 
 def test_ladder_climbs_to_level1_only_when_level0_falls_short_and_reuses_steps(tmp_path: Path, stub) -> None:

@@ -28,6 +28,15 @@ def _project(tmp_path: Path, blocks: dict[str, str], schemas: dict[str, str] | N
     return config, cand
 
 
+def _builder(config: RungConfig, cand: CandidateConfig) -> PromptBuilder:
+    """The candidate's builder from its project's sections (what build_components passes)."""
+    from rung.core.schemas import load_schemas
+
+    schemas = load_schemas(config) if cand.output_schema else {}
+    return PromptBuilder.from_config(cand, blocks_folder=config.resolve(config.prompt_blocks),
+                                     root=config.root, schemas=schemas)
+
+
 BLOCKS = {
     "persona.md": "---\nversion: 7\ndescription: who we are\n---\nYou are {{ assistant }}.\n",
     "jurisdiction-EU.md": "Customer in the EU: 14 days to withdraw.",
@@ -39,7 +48,7 @@ BLOCKS = {
 def test_blocks_are_picked_by_case_metadata_and_versions_recorded(tmp_path):
     config, cand = _project(tmp_path, BLOCKS, system_prompt="Be brief.", prompt=PromptConfig(
         blocks=["persona", "jurisdiction-{{ jurisdiction }}"], variables={"assistant": "Havi"}))
-    builder = PromptBuilder.from_config(config, cand)
+    builder = _builder(config, cand)
     eu = builder.build(Case(id="a", input="Can I return it?", metadata={"jurisdiction": "EU"}))
     us = builder.build(Case(id="b", input="Can I return it?", metadata={"jurisdiction": "US"}))
 
@@ -61,14 +70,14 @@ def test_blocks_are_picked_by_case_metadata_and_versions_recorded(tmp_path):
 def test_case_metadata_overrides_candidate_variables(tmp_path):
     config, cand = _project(tmp_path, BLOCKS, prompt=PromptConfig(
         blocks=["tone"], variables={"tone": "formal"}))
-    builder = PromptBuilder.from_config(config, cand)
+    builder = _builder(config, cand)
     assert builder.build(Case(id="a", input="hi")).system_text == "Tone: formal."
     assert builder.build(Case(id="b", input="hi", metadata={"tone": "warm"})).system_text == "Tone: warm."
 
 
 def test_missing_block_names_rendered_name_folder_and_close_matches(tmp_path):
     config, cand = _project(tmp_path, BLOCKS, prompt=PromptConfig(blocks=["jurisdiction-{{ jurisdiction }}"]))
-    builder = PromptBuilder.from_config(config, cand)
+    builder = _builder(config, cand)
     with pytest.raises(ConfigError) as e:
         builder.build(Case(id="case-fr", input="hi", metadata={"jurisdiction": "FR"}))
     msg = str(e.value)
@@ -81,13 +90,13 @@ def test_missing_block_names_rendered_name_folder_and_close_matches(tmp_path):
 def test_missing_static_block_fails_when_the_builder_is_made(tmp_path):
     config, cand = _project(tmp_path, BLOCKS, prompt=PromptConfig(blocks=["persnoa"]))
     with pytest.raises(ConfigError, match=r"prompt block 'persnoa': no file persnoa.*did you mean 'persona'"):
-        PromptBuilder.from_config(config, cand)
+        _builder(config, cand)
 
 
 def test_missing_variable_names_the_variable_the_block_and_the_case(tmp_path):
     config, cand = _project(tmp_path, BLOCKS, prompt=PromptConfig(blocks=["persona", "tone"],
                                                                   variables={"assistant": "Havi"}))
-    builder = PromptBuilder.from_config(config, cand)
+    builder = _builder(config, cand)
     with pytest.raises(ConfigError) as e:
         builder.build(Case(id="c7", input="hi"))
     msg = str(e.value)
@@ -99,17 +108,17 @@ def test_missing_variable_in_a_block_name(tmp_path):
     config, cand = _project(tmp_path, BLOCKS, prompt=PromptConfig(blocks=["jurisdiction-{{ region }}"]))
     with pytest.raises(ConfigError, match=r"block name 'jurisdiction-\{\{ region \}\}': variable 'region' "
                                           r"is undefined \(case 'q'\)"):
-        PromptBuilder.from_config(config, cand).build(Case(id="q", input="x", metadata={"jurisdiction": "EU"}))
+        _builder(config, cand).build(Case(id="q", input="x", metadata={"jurisdiction": "EU"}))
 
 
 def test_bad_front_matter_and_missing_folder(tmp_path):
     config, cand = _project(tmp_path, {"persona.md": "---\nversion: [1\n---\nbody"},
                             prompt=PromptConfig(blocks=["persona"]))
     with pytest.raises(ConfigError, match=r"persona.md:\d+: front matter is not valid YAML"):
-        PromptBuilder.from_config(config, cand)
+        _builder(config, cand)
     config.prompt_blocks = "nowhere"
     with pytest.raises(ConfigError, match=r"prompt_blocks: folder .*nowhere does not exist"):
-        PromptBuilder.from_config(config, cand)
+        _builder(config, cand)
 
 
 def test_template_places_the_sections(tmp_path):
@@ -117,7 +126,7 @@ def test_template_places_the_sections(tmp_path):
         "[{{ company }}]\n{{ context }}\n---\n{{ blocks }}\n{{ tools }}", encoding="utf-8")
     config, cand = _project(tmp_path, BLOCKS, prompt=PromptConfig(
         blocks=["jurisdiction-EU"], template="layout.j2", variables={"company": "Havrel"}))
-    builder = PromptBuilder.from_config(config, cand)
+    builder = _builder(config, cand)
     chunk = RetrievedChunk("doc#1", "doc", "Returns are free.")
     built = builder.build(Case(id="a", input="hi"), [chunk], tools_section="Tools: calculator")
     text = built.system_text
@@ -129,27 +138,27 @@ def test_template_places_the_sections(tmp_path):
 
 def test_case_system_message_is_merged_and_no_empty_system(tmp_path):
     config, cand = _project(tmp_path, BLOCKS, system_prompt="Policy first.")
-    builder = PromptBuilder.from_config(config, cand)
+    builder = _builder(config, cand)
     chat = [{"role": "system", "content": "The user is a reseller."}, {"role": "user", "content": "hi"}]
     built = builder.build(Case(id="a", messages=chat))
     assert [m["role"] for m in built.messages] == ["system", "user"]
     assert built.messages[0]["content"] == "Policy first.\n\nThe user is a reseller."
-    bare = PromptBuilder.from_config(config, CandidateConfig())
+    bare = _builder(config, CandidateConfig())
     assert bare.build(Case(id="b", input="hi")).messages == [{"role": "user", "content": "hi"}]
 
 
 def test_schema_section_and_fingerprint_follow_the_blocks(tmp_path):
     config, cand = _project(tmp_path, BLOCKS, schemas={"triage": str(EXAMPLE / "schemas" / "triage.json")},
                             schema="triage", prompt=PromptConfig(blocks=["jurisdiction-{{ jurisdiction }}"]))
-    builder = PromptBuilder.from_config(config, cand)
+    builder = _builder(config, cand)
     text = builder.build(Case(id="a", input="hi", metadata={"jurisdiction": "US"})).system_text
     assert "Output format (triage)" in text and '"safety_issue"' in text
     assert [b.name for b in builder.reachable_blocks()] == ["jurisdiction-EU", "jurisdiction-US"]
     before = builder.fingerprint()
     (tmp_path / "policies" / "jurisdiction-US.txt").write_text("changed", encoding="utf-8")
-    after = PromptBuilder.from_config(config, cand).fingerprint()
+    after = _builder(config, cand).fingerprint()
     (tmp_path / "policies" / "tone.j2").write_text("unrelated change", encoding="utf-8")
-    assert before != after == PromptBuilder.from_config(config, cand).fingerprint()
+    assert before != after == _builder(config, cand).fingerprint()
 
 
 def test_example_policies_build_for_eu_and_us():
@@ -157,7 +166,7 @@ def test_example_policies_build_for_eu_and_us():
     config.root = EXAMPLE
     cand = CandidateConfig(prompt=PromptConfig(
         blocks=["persona", "jurisdiction-{{ jurisdiction }}", "precedence", "refusal-rules", "style"]))
-    builder = PromptBuilder.from_config(config, cand)
+    builder = _builder(config, cand)
     eu = builder.build(Case(id="a", input="hi", metadata={"jurisdiction": "EU"}))
     us = builder.build(Case(id="b", input="hi", metadata={"jurisdiction": "US"}))
     assert "GDPR" in eu.system_text and "CCPA" in us.system_text

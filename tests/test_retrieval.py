@@ -338,7 +338,7 @@ def test_embedding_reranker_orders_by_cosine(built: CorpusIndex) -> None:
 def test_from_config_renders_case_filters(built: CorpusIndex) -> None:
     cfg = RungConfig(knowledge={"kb": CorpusConfig(path="kb")}, root=built.root)
     retrieval = RetrievalConfig(corpus="kb", top_k=4, filters={"jurisdiction?": ["{{ jurisdiction }}", "global"]})
-    r = Retriever.from_config(cfg, retrieval)
+    r = Retriever.from_config(retrieval, cfg.knowledge["kb"], root=cfg.root, embedder=cfg.embedder)
     assert r.index.status == "loaded"  # the module's index, found at <root>/.rung/index/kb
     got = r.search("refund", filters=r.filters_for({"jurisdiction": "EU"}))
     assert got and {c.metadata["jurisdiction"] for c in got} <= {"EU", "global"}

@@ -135,9 +135,14 @@ def test_pydantic_schema_and_config_errors():
 def test_from_config_uses_the_candidates_schema_and_retries():
     config = RungConfig(schemas={"triage": str(EXAMPLE / "schemas" / "triage.json")})
     config.root = EXAMPLE
-    enf = SchemaEnforcer.from_config(config, CandidateConfig(schema="triage", schema_retries=3))
+    from rung.core.schemas import load_schemas
+
+    schemas = load_schemas(config)
+    enf = SchemaEnforcer.from_config(CandidateConfig(schema="triage", schema_retries=3), schemas)
     assert enf is not None and (enf.name, enf.max_retries, enf.schema) == ("triage", 3, TRIAGE)
-    assert SchemaEnforcer.from_config(config, CandidateConfig()) is None
+    assert SchemaEnforcer.from_config(CandidateConfig(), schemas) is None
+    with pytest.raises(ConfigError, match="rung.yaml: schemas: no schema named 'nope'"):
+        SchemaEnforcer.from_config(CandidateConfig(schema="nope"), schemas)
     text = enf.instructions()
     assert "intent (string, required)" in text and '"urgent"' in text and "citations (array of strings" in text
 

@@ -55,7 +55,8 @@ def project(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def toolset(project: Path) -> ToolSet:
-    return ToolSet.from_config(load_config(project), ["calculator", "policy_lookup", "phrases"])
+    config = load_config(project)
+    return ToolSet.from_config(["calculator", "policy_lookup", "phrases"], config.tool_data, root=config.root)
 
 
 # ---------------------------------------------------------------- calculator
@@ -253,10 +254,10 @@ def test_example_messages_demonstrate_true_calls(toolset: ToolSet) -> None:
 def test_toolset_config_errors(project: Path) -> None:
     config = load_config(project)
     with pytest.raises(ConfigError, match=r"unknown tool 'calculater' \(did you mean 'calculator'\?\); known tools"):
-        ToolSet.from_config(config, ["calculater"])
+        ToolSet.from_config(["calculater"], config.tool_data, root=config.root)
     config.tool_data.pop("phrases")
     with pytest.raises(ConfigError, match=r"tool_data.phrases: not set"):
-        ToolSet.from_config(config, ["phrases"])
+        ToolSet.from_config(["phrases"], config.tool_data, root=config.root, where=str(config.source))
 
 
 def test_openai_tools_are_valid_json_schema(toolset: ToolSet) -> None:

@@ -3,8 +3,9 @@
 
 Every step is a stored run. A step whose candidate (content hash), cases and scorers did not
 change since its last finished run is reused without loading the model, so a re-run only does
-what changed; a step that was interrupted (Ctrl-C, a crash) continues where it stopped. Training (when the ladder climbs and the user allows it) goes through `rung.tune`; the
-tuned candidate is then evaluated like any other.
+what changed; a step that was interrupted (Ctrl-C, a crash) continues where it stopped.
+Training (when the ladder climbs and the user allows it) goes through `rung.tune`; the tuned
+candidate is then evaluated like any other.
 
 The library never prints: `LadderEvents` callbacks let the CLI draw progress.
 """
@@ -19,7 +20,7 @@ from typing import TYPE_CHECKING
 from rung.errors import ConfigError
 
 if TYPE_CHECKING:
-    from rung.config import CandidateConfig, RungConfig
+    from rung.config import RungConfig
     from rung.decide.evidence import Gathered
     from rung.decide.recommend import Decision
     from rung.evals.store import RunStore
@@ -51,29 +52,22 @@ class LadderStep:
 
 @dataclass
 class LadderResult:
+    """What `climb` did and decided. `config` is the project as climbed: the caller's config plus
+    the candidates the ladder added (a LoRA adapter it trained); the caller's is never changed."""
+
     steps: list[LadderStep]
     decision: Decision
     gathered: Gathered
     notes: list[str] = field(default_factory=list)
-
-
-def richness(cand: CandidateConfig) -> int:
-    """How much a level-0 candidate adds to the bare model: prompt 1, retrieval 2, schema or
-    tools 4 (summed), so the ladder climbs bare -> prompt -> + retrieval -> + schema and tools."""
-    score = 0
-    if cand.system_prompt.strip() or cand.prompt is not None:
-        score += 1
-    if cand.retrieval is not None:
-        score += 2
-    if cand.output_schema or cand.tools or cand.constrained_decoding:
-        score += 4
-    return score
+    config: RungConfig | None = None
 
 
 def level_order(config: RungConfig, level: int) -> list[str]:
-    """The candidates at `level`, simplest first (ties keep the order of rung.yaml)."""
-    names = [n for n, c in config.candidates.items() if c.effective_level == level]
-    return sorted(names, key=lambda n: richness(config.candidates[n]))
+    """The candidates at `level`, simplest first (rung.pipeline.candidate's complexity order, the
+    one the decision checklist ranks by; ties keep the order of rung.yaml)."""
+    from rung.pipeline.candidate import level_order as order
+
+    return order(config.candidates, level)
 
 
 def climb(config: RungConfig, store: RunStore, *, suite: str | None = None,
@@ -81,12 +75,16 @@ def climb(config: RungConfig, store: RunStore, *, suite: str | None = None,
           allow_training: bool = False, events: LadderEvents | None = None) -> LadderResult:
     """Run the ladder on the project and decide. `ids` restricts every step to those cases (a
     fixed sample); `allow_training` lets the ladder train an adapter when it must climb and no
-    level-1 candidate is declared."""
+    level-1 candidate is declared. The caller's `config` is not changed: a trained adapter's
+    candidate goes into a copy, `LadderResult.config`."""
     from rung.decide.checklist import NONE
     from rung.decide.recommend import decide
     from rung.evals.runner import evaluate_candidate
+    from rung.models.pool import model_pool
 
     ev = events or LadderEvents()
+    config = config.model_copy(update={"models": dict(config.models),
+                                       "candidates": dict(config.candidates)})
     l0 = level_order(config, 0)
     if not l0:
         raise ConfigError(f"{config.source}: the ladder needs at least one level-0 candidate "
@@ -95,17 +93,20 @@ def climb(config: RungConfig, store: RunStore, *, suite: str | None = None,
     notes: list[str] = []
 
     def run_level(names: list[str], level: int) -> None:
-        for i, name in enumerate(names):
-            bar = ev.step(name, level, i, len(names)) if ev.step else None
-            t0 = time.perf_counter()
-            run, reused = evaluate_candidate(config, name, store, suite=suite, ids=ids, reuse=reuse,
-                                             resume=True, use_cache=use_cache, progress=bar,
-                                             on_loading=ev.loading)
-            step = LadderStep(name, level, run.info.id, reused, time.perf_counter() - t0,
-                              len({r.case.id for r in run.results}))
-            steps.append(step)
-            if ev.step_done:
-                ev.step_done(step)
+        # the candidates of a level share their base models: loaded once for the whole level
+        # (and freed before training, which loads its own copy)
+        with model_pool().hold():
+            for i, name in enumerate(names):
+                bar = ev.step(name, level, i, len(names)) if ev.step else None
+                t0 = time.perf_counter()
+                run, reused = evaluate_candidate(config, name, store, suite=suite, ids=ids,
+                                                 reuse=reuse, resume=True, use_cache=use_cache,
+                                                 progress=bar, on_loading=ev.loading)
+                step = LadderStep(name, level, run.info.id, reused, time.perf_counter() - t0,
+                                  len({r.case.id for r in run.results}))
+                steps.append(step)
+                if ev.step_done:
+                    ev.step_done(step)
 
     def current() -> tuple[Decision, Gathered]:
         return decide(config, store, suite=suite, runs=[s.run_id for s in steps])
@@ -129,14 +130,15 @@ def climb(config: RungConfig, store: RunStore, *, suite: str | None = None,
             ev.note(f"level 0 does not meet the targets: climbing to level {level}")
         run_level(names, level)
         decision, gathered = current()
-    return LadderResult(steps, decision, gathered, notes)
+    return LadderResult(steps, decision, gathered, notes, config)
 
 
 def _train_level1(config: RungConfig, decision: Decision, ev: LadderEvents, notes: list[str]) -> str:
     """Train a LoRA adapter for the level-0 candidate closest to the targets (tune.data builds the
-    dataset, tune.train the job) and add `<candidate>-lora` to the in-memory project; returns its
-    name. A finished artifact of the same job (same dataset version, base, hyperparameters, seed
-    and prompt) is reused instead of training again."""
+    dataset, tune.train the job) and add `<candidate>-lora` to `config` (climb's own copy: its
+    `models` and `candidates` dicts are not the caller's); returns its name. A finished artifact
+    of the same job (same dataset version, base, hyperparameters, seed and prompt) is reused
+    instead of training again."""
     from rung.tune.data import build_dataset, datasets_root
     from rung.tune.train.artifacts import LINEAGE_FILE
     from rung.tune.train.plan import plan_job
@@ -158,11 +160,13 @@ def _train_level1(config: RungConfig, decision: Decision, ev: LadderEvents, note
             ev.note(f"training LoRA adapter {job.id} for {base!r} on dataset {dataset.version} "
                     f"({len(dataset)} examples)")
         train(job, progress=ev.tuning(job.id) if ev.tuning else None)
+    from rung.pipeline.candidate import with_adapter
+
     name = f"{base}-lora"
-    config.models[cand.model].adapters[name] = str(job.folder)
-    config.candidates[name] = cand.model_copy(update={
-        "adapter": name, "level": None,
-        "description": f"{base} with the LoRA adapter {job.id} trained by the ladder"})
+    model = config.models[cand.model]
+    config.models[cand.model] = model.model_copy(update={"adapters": {**model.adapters, name: str(job.folder)}})
+    config.candidates[name] = with_adapter(cand, name, f"{base} with the LoRA adapter {job.id} "
+                                                       "trained by the ladder")
     notes.append(f"trained {name}: adapter {job.folder}; to keep it, add to rung.yaml: "
                  f"models.{cand.model}.adapters.{name}: {job.folder} and a candidate with adapter: {name}")
     return name

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from rung.decide.targets import (BUDGET, FORMAT, QUALITY, Assessment, gain_lines, gain_short,
                                  margin_sentence, straddle_notes)
+from rung.pipeline.candidate import complexity
 
 if TYPE_CHECKING:
     from rung.config import Constraints
@@ -337,8 +338,10 @@ def _skip(item_id: str, why: str, question: str = "") -> ChecklistItem:
     return ChecklistItem(item_id, question or questions.get(item_id, item_id), SKIP, why)
 
 
-def _simplicity(a: Assessment) -> tuple[int, float, float]:
-    return len(a.evidence.parts), *_cheapest(a)
+def _simplicity(a: Assessment) -> tuple[int, int, float, float]:
+    """Simplest first: the complexity order the ladder runs candidates in
+    (rung.pipeline.candidate.complexity), then the cheapest, then the fastest."""
+    return (*complexity(a.evidence.parts), *_cheapest(a))
 
 
 def _cheapest(a: Assessment) -> tuple[float, float]:

@@ -15,10 +15,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rung.errors import ArtifactError
+from rung.pipeline.candidate import candidate_parts, recipe
 from rung.tune.train.artifacts import LINEAGE_FILE, read_lineage
 
 if TYPE_CHECKING:
-    from rung.config import CandidateConfig, RungConfig
+    from rung.config import RungConfig
     from rung.decide.diagnose import RunDiagnosis
     from rung.evals.aggregate import MetricSummary, RunSummary
     from rung.evals.compare import Comparison
@@ -132,22 +133,6 @@ class Evidence:
     @property
     def label(self) -> str:
         return f"L{self.level} {self.candidate!r}"
-
-
-def candidate_parts(cand: CandidateConfig) -> list[str]:
-    """The level-0 parts a candidate uses, simplest candidate = fewest parts."""
-    parts = []
-    if cand.system_prompt or (cand.prompt and cand.prompt.blocks):
-        parts.append("prompt")
-    if cand.retrieval:
-        parts.append("retrieval")
-    if cand.tools:
-        parts.append("tools")
-    if cand.output_schema:
-        parts.append("schema")
-    if cand.require_citations:
-        parts.append("citations")
-    return parts
 
 
 def read_artifact(path: str | Path) -> ArtifactInfo:
@@ -348,11 +333,10 @@ def _counterpart(config: RungConfig, e: Evidence, level0: list[Evidence]) -> tup
     else one on the same model, else the best level-0 candidate by task success."""
     cand = config.candidates.get(e.candidate)
     if cand is not None:
-        mine = cand.model_dump(exclude={"adapter", "level", "model", "description"})
+        mine = recipe(cand)  # the lineage rule of rung.pipeline.candidate
         for x in level0:
             other = config.candidates.get(x.candidate)
-            if other is not None and other.model_dump(
-                    exclude={"adapter", "level", "model", "description"}) == mine:
+            if other is not None and recipe(other) == mine:
                 return x, "same recipe without the adapter"
         for x in level0:
             if x.model and x.model == e.model:

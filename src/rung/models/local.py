@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +132,9 @@ class LocalModel:
         self._base_hash: str | None = None
         self.device: str | None = None
         self.dtype: str | None = None
+        # one load and one generation at a time: a model is shared by every pipeline on it
+        # (rung.models.pool), possibly from several threads, and the adapter in use is its state
+        self._lock = threading.RLock()
 
     @classmethod
     def from_config(cls, cfg: ModelConfig, root: Path) -> LocalModel:
@@ -196,6 +200,12 @@ class LocalModel:
         """Load the weights (converting a GGUF file once) and every configured adapter."""
         if self._model is not None:
             return self
+        with self._lock:
+            if self._model is None:
+                self._load()
+        return self
+
+    def _load(self) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         from rung.models.adapters import AdapterStack
@@ -222,7 +232,6 @@ class LocalModel:
             stack.add(name, path)
         self._model, self._tok, self._stack = model, tok, stack
         self.device, self.dtype = device, dtype
-        return self
 
     def load_adapter(self, name: str, path: str | Path) -> None:
         """Make adapter `name` (a PEFT folder) available to requests; checked and loaded now if
@@ -235,6 +244,32 @@ class LocalModel:
         elif not p.is_dir():
             raise AdapterError(f"adapter {name!r}: folder {p} does not exist")
         self._adapter_paths[name] = p
+
+    def adapter_paths(self) -> dict[str, Path]:
+        """The folder of every adapter configured on this model, by name."""
+        return dict(self._adapter_paths)
+
+    def adapter_conflicts(self, adapters: Mapping[str, str | Path]) -> list[str]:
+        """The names in `adapters` already configured on this model with another folder."""
+        return [name for name, path in adapters.items()
+                if name in self._adapter_paths and self._adapter_paths[name] != self._adapter_path(path)]
+
+    def add_adapters(self, adapters: Mapping[str, str | Path]) -> None:
+        """Make more adapters resident (a base shared by pipelines that name different adapters):
+        loaded now when the model is loaded, else at load() like the configured ones. A name
+        already configured with the same folder is kept; with another folder, AdapterError."""
+        with self._lock:
+            taken = self.adapter_conflicts(adapters)
+            if taken:
+                raise AdapterError(f"adapter {taken[0]!r}: already configured on {self.model_id} "
+                                   f"from {self._adapter_paths[taken[0]]}, not {adapters[taken[0]]}")
+            for name, path in adapters.items():
+                p = self._adapter_path(path)
+                if name in self._adapter_paths:
+                    continue
+                if self._stack is not None:
+                    self._stack.add(name, p)
+                self._adapter_paths[name] = p
 
     # ------------------------------------------------------------ generation
 
@@ -259,6 +294,10 @@ class LocalModel:
         """Answer every request, in order (see the module docstring for how batches are made)."""
         if not requests:
             return []
+        with self._lock:
+            return self._generate(requests, progress)
+
+    def _generate(self, requests: list[GenRequest], progress: ProgressCallback | None) -> list[Completion]:
         self.load()
         for r in requests:
             if r.adapter is not None and r.adapter not in self._stack.infos:

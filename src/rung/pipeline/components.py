@@ -1,6 +1,10 @@
 """The level-0 parts of a candidate, built once from rung.yaml: retriever, prompt builders,
 tools and schema enforcers, plus a fingerprint of the content they read (prompt blocks, corpus
-index, tool data, schemas) so that the candidate's hash changes when any of it changes."""
+index, tool data, schemas) so that the candidate's hash changes when any of it changes.
+
+`build_components` is the one place that reads the whole RungConfig: it picks each part's own
+section (the candidate's retrieval and the corpus it names, its tools and `tool_data`, the
+prompt-blocks folder, the schemas) and hands only that to the part's builder. It loads no model."""
 
 from __future__ import annotations
 
@@ -8,9 +12,11 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rung.config import PER_CASE_SCHEMA, CandidateConfig, RungConfig
+from rung.errors import ConfigError
 
 if TYPE_CHECKING:
     from rung.pipeline.prompt import PromptBuilder
@@ -23,15 +29,19 @@ if TYPE_CHECKING:
 @dataclass
 class Components:
     """What a candidate uses besides its model. Everything is optional (a bare candidate has
-    none of it)."""
+    none of it). `blocks_folder`, `root` and `where` are what its prompt builders read: the
+    prompt-blocks folder, the folder of rung.yaml and its name for errors (None: a pipeline built
+    without a project, the inline system prompt only)."""
 
-    config: RungConfig | None = None
     candidate: CandidateConfig | None = None
     retriever: Retriever | None = None
     toolset: ToolSet | None = None
     schemas: dict[str, Any] = field(default_factory=dict)
     refusal_gate: RefusalGate | None = None
     fingerprint: str = ""
+    blocks_folder: Path | None = None
+    root: Path | None = None
+    where: str = "rung.yaml"
     _builders: dict[str | None, PromptBuilder] = field(default_factory=dict, repr=False)
     _enforcers: dict[str, SchemaEnforcer] = field(default_factory=dict, repr=False)
 
@@ -45,13 +55,15 @@ class Components:
 
     def builder(self, schema: str | None) -> PromptBuilder | None:
         """The prompt builder for answers that follow `schema` (None: free text)."""
-        if self.config is None or self.candidate is None:
+        if self.blocks_folder is None or self.root is None or self.candidate is None:
             return None
         if schema not in self._builders:
             from rung.pipeline.prompt import PromptBuilder
 
             cand = self.candidate.model_copy(update={"output_schema": schema})
-            self._builders[schema] = PromptBuilder.from_config(self.config, cand, self.schemas)
+            self._builders[schema] = PromptBuilder.from_config(
+                cand, blocks_folder=self.blocks_folder, root=self.root, schemas=self.schemas,
+                where=self.where)
         return self._builders[schema]
 
     def json_schema(self, schema: str) -> str:
@@ -71,6 +83,7 @@ def build_components(config: RungConfig, candidate: CandidateConfig,
                      progress: Callable[[int, int], None] | None = None) -> Components:
     """Load what the candidate names: the corpus index (built or loaded from disk), the tools
     and their data, the schemas; errors name the rung.yaml key that is wrong."""
+    where = str(config.source or "rung.yaml")
     schemas: dict[str, Any] = {}
     if candidate.output_schema:
         from rung.core.schemas import load_schemas
@@ -80,14 +93,21 @@ def build_components(config: RungConfig, candidate: CandidateConfig,
     if candidate.retrieval is not None:
         from rung.pipeline.retrieval.search import Retriever
 
-        retriever = Retriever.from_config(config, candidate.retrieval, progress)
+        name = candidate.retrieval.corpus
+        if name not in config.knowledge:
+            raise ConfigError(f"{where}: retrieval.corpus: no corpus named {name!r} under "
+                              f"`knowledge` (have: {', '.join(config.knowledge) or 'none'})")
+        config.existing_path("knowledge", name, "path", what="knowledge folder", folder=True)
+        retriever = Retriever.from_config(candidate.retrieval, config.knowledge[name], root=config.root,
+                                          embedder=config.embedder, progress=progress)
     toolset = None
     if candidate.tools:
         from rung.pipeline.tools.toolset import ToolSet
 
-        toolset = ToolSet.from_config(config, candidate.tools)
+        toolset = ToolSet.from_config(candidate.tools, config.tool_data, root=config.root, where=where)
     gate = _refusal_gate(config, candidate)
-    comps = Components(config, candidate, retriever, toolset, schemas, gate)
+    comps = Components(candidate, retriever, toolset, schemas, gate,
+                       blocks_folder=config.resolve(config.prompt_blocks), root=config.root, where=where)
     comps.fingerprint = _fingerprint(config, candidate, comps)
     return comps
 
@@ -124,7 +144,6 @@ def _refusal_gate(config: RungConfig, candidate: CandidateConfig) -> RefusalGate
     if gate_cfg is None:
         return None
     from rung.core.cases import load_cases
-    from rung.errors import ConfigError
     from rung.pipeline.refusal_gate import RefusalGate
     from rung.pipeline.retrieval.index import get_embedder
 

@@ -341,12 +341,14 @@ def _merge(completions: list[Completion], text: str) -> Completion:
 
 def build_pipeline(config: RungConfig, candidate: str | None = None, use_cache: bool = True,
                    progress: ProgressCallback | None = None) -> Pipeline:
-    """The named candidate of a project: its model (through the project's factory and cache)
-    and its level-0 parts (corpus index built or loaded, prompt blocks, tools, schemas)."""
-    from rung.models.factory import load_project_model
+    """The named candidate of a project: its level-0 parts (corpus index built or loaded, prompt
+    blocks, tools, schemas) and its model, the process-wide shared one (rung.models.pool: every
+    pipeline on the same base gets the same object, loaded once on first use; nothing is loaded
+    here) behind the project's response cache."""
+    from rung.models.pool import model_pool
     from rung.pipeline.components import build_components
 
     name, cand = config.candidate(candidate)
     components = build_components(config, cand, progress)
-    model = load_project_model(config, cand.model, use_cache=use_cache)
+    model = model_pool().project_model(config, cand.model, use_cache=use_cache)
     return Pipeline(name, cand, model, model_config=config.models[cand.model], components=components)

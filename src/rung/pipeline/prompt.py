@@ -43,7 +43,7 @@ from rung.pipeline.context import format_context
 if TYPE_CHECKING:
     import jinja2
 
-    from rung.config import CandidateConfig, RungConfig
+    from rung.config import CandidateConfig
 
 BLOCK_SUFFIXES = (".md", ".txt", ".j2")
 TEMPLATE_SLOTS = ("blocks", "system_prompt", "output_format", "tools", "context")
@@ -173,24 +173,29 @@ class PromptBuilder:
                 self._block(name, name, None)
 
     @classmethod
-    def from_config(cls, config: RungConfig, candidate: CandidateConfig,
-                    schemas: dict[str, Any] | None = None) -> PromptBuilder:
-        """The builder of a candidate: its blocks from config.prompt_blocks, its template and
-        variables, its inline system_prompt and (with a schema) the output-format section.
-        `schemas` is what rung.core.schemas.load_schemas(config) returned (loaded when needed)."""
+    def from_config(cls, candidate: CandidateConfig, *, blocks_folder: Path, root: Path,
+                    schemas: Mapping[str, Any] | None = None, where: str = "rung.yaml") -> PromptBuilder:
+        """The builder of a candidate: its blocks from `blocks_folder` (rung.yaml's
+        `prompt_blocks`, resolved), its template (relative to `root`, the folder of rung.yaml)
+        and variables, its inline system_prompt and (with a schema) the output-format section.
+        `schemas` is what rung.core.schemas.load_schemas(config) returned; `where` names
+        rung.yaml in errors."""
         prompt = candidate.prompt
-        folder = config.resolve(config.prompt_blocks)
+        folder = blocks_folder
         names = list(prompt.blocks) if prompt else []
         if names and not folder.is_dir():
-            raise ConfigError(f"{config.source or 'rung.yaml'}: prompt_blocks: folder {folder} does not exist "
+            raise ConfigError(f"{where}: prompt_blocks: folder {folder} does not exist "
                               f"(the candidate uses blocks {', '.join(names)})")
         blocks = load_blocks(folder) if names else {}
-        template = config.resolve(prompt.template) if prompt and prompt.template else None
+        template = None
+        if prompt and prompt.template:
+            template = Path(prompt.template).expanduser()
+            template = template if template.is_absolute() else root / template
         output_format = ""
         if candidate.output_schema:
             from rung.pipeline.structured import SchemaEnforcer
 
-            enforcer = SchemaEnforcer.from_config(config, candidate, schemas)
+            enforcer = SchemaEnforcer.from_config(candidate, schemas or {}, where)
             output_format = enforcer.instructions() if enforcer else ""
         return cls(blocks, names, folder=folder, system_prompt=candidate.system_prompt,
                    variables=prompt.variables if prompt else {}, template=template,

@@ -21,7 +21,7 @@ Each StructuredResult gives the trace event {"type": "schema", "schema", "status
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -34,7 +34,7 @@ from rung.pipeline.schema_prompt import schema_instructions
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
-    from rung.config import CandidateConfig, RungConfig
+    from rung.config import CandidateConfig
 
 State = Literal["valid_first_try", "repaired", "invalid"]
 Status = Literal["first_try", "repaired", "retried", "rejected", "error"]
@@ -82,19 +82,15 @@ class SchemaEnforcer:
                               f"class, got {type(schema).__name__}")
 
     @classmethod
-    def from_config(cls, config: RungConfig, candidate: CandidateConfig,
-                    schemas: dict[str, Any] | None = None) -> SchemaEnforcer | None:
+    def from_config(cls, candidate: CandidateConfig, schemas: Mapping[str, Any],
+                    where: str = "rung.yaml") -> SchemaEnforcer | None:
         """The enforcer of a candidate's `schema` (None when it has none); `schemas` is what
-        rung.core.schemas.load_schemas(config) returned (loaded here when not given)."""
+        rung.core.schemas.load_schemas(config) returned; `where` names rung.yaml in errors."""
         name = candidate.output_schema
         if not name:
             return None
-        if schemas is None:
-            from rung.core.schemas import load_schemas
-
-            schemas = load_schemas(config)
         if name not in schemas:
-            raise ConfigError(f"{config.source or 'rung.yaml'}: schemas: no schema named {name!r}; "
+            raise ConfigError(f"{where}: schemas: no schema named {name!r}; "
                               f"schemas are {', '.join(sorted(schemas)) or '(none)'}")
         return cls(name, schemas[name], candidate.schema_retries)
 

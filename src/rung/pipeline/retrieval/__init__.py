@@ -5,7 +5,8 @@
     retriever = Retriever(index, retrieval_cfg, build_reranker(retrieval_cfg.reranker, root))
     chunks = retriever.search(question, filters=render_filters(retrieval_cfg.filters, case.metadata))
 
-or, from a project file, `Retriever.from_config(config, candidate.retrieval, progress)`.
+or, from a project file's sections, `Retriever.from_config(candidate.retrieval,
+config.knowledge[candidate.retrieval.corpus], root=config.root, embedder=config.embedder)`.
 Heavy dependencies (bm25s, sentence-transformers, transformers) load on first use.
 """
 

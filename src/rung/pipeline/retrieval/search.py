@@ -32,20 +32,18 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from rung.config import RetrievalConfig
+from rung.config import CorpusConfig, RetrievalConfig
 from rung.core import RetrievedChunk
 from rung.errors import ConfigError
 from rung.pipeline.retrieval.chunking import approx_tokens
 from rung.pipeline.retrieval.documents import flag, in_force, superseded_ids
 from rung.pipeline.retrieval.index import CorpusIndex
 from rung.pipeline.retrieval.rerank import Reranker, build_reranker
-
-if TYPE_CHECKING:
-    from rung.config import RungConfig
 
 Filters = dict[str, Any]
 RRF_K = 60
@@ -252,16 +250,13 @@ class Retriever:
     _trusted: np.ndarray | None = field(default=None, repr=False)
 
     @classmethod
-    def from_config(cls, config: RungConfig, retrieval: RetrievalConfig,
-                    progress: Callable[[int, int], None] | None = None) -> Retriever:
-        """Build or load the corpus's index and the reranker the retrieval config names."""
-        if retrieval.corpus not in config.knowledge:
-            raise ConfigError(f"{config.source}: retrieval.corpus: no corpus named {retrieval.corpus!r} "
-                              f"under `knowledge` (have: {', '.join(config.knowledge) or 'none'})")
-        corpus = config.knowledge[retrieval.corpus]
-        config.existing_path("knowledge", retrieval.corpus, "path", what="knowledge folder", folder=True)
-        index = CorpusIndex.build_or_load(corpus, retrieval.corpus, config.root, config.embedder, progress)
-        return cls(index, retrieval, build_reranker(retrieval.reranker, config.root))
+    def from_config(cls, retrieval: RetrievalConfig, corpus: CorpusConfig, *, root: Path,
+                    embedder: str, progress: Callable[[int, int], None] | None = None) -> Retriever:
+        """Build or load the index of `corpus` (the `knowledge` entry that `retrieval.corpus`
+        names; paths relative to `root`, the folder of rung.yaml; `embedder` the project's
+        default) and the reranker the retrieval config names."""
+        index = CorpusIndex.build_or_load(corpus, retrieval.corpus, root, embedder, progress)
+        return cls(index, retrieval, build_reranker(retrieval.reranker, root))
 
     @property
     def columns(self) -> _Columns:

@@ -3,7 +3,7 @@ text protocol (plus batched loop) through which small local models call them.
 
     from rung.pipeline.tools import ToolSet, run_tool_rounds
 
-    toolset = ToolSet.from_config(config, candidate.tools)
+    toolset = ToolSet.from_config(candidate.tools, config.tool_data, root=config.root)
     messages = toolset.add_to_messages(messages)             # the tools section in the system prompt
     completions, calls = run_tool_rounds(model, requests, toolset, max_rounds=3)
     rendered = toolset.render_phrases(completions[0].text)   # {{phrase:key}} -> approved text

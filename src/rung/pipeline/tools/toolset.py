@@ -1,6 +1,6 @@
 """ToolSet: the tools a candidate enables, described to the model, found in its text and run.
 
-    toolset = ToolSet.from_config(config, candidate.tools)
+    toolset = ToolSet.from_config(candidate.tools, config.tool_data, root=config.root)
     system += "\\n\\n" + toolset.system_prompt_section()
     for call in toolset.find_calls(completion.text):
         tool_call = toolset.execute(call)          # a traced rung.core.ToolCall
@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import difflib
 import time
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
 
 from rung.core import Message, ToolCall
 from rung.errors import ConfigError
@@ -23,9 +24,6 @@ from rung.pipeline.tools.calculator import Calculator
 from rung.pipeline.tools.phrases import PhraseLibrary, PhraseResult
 from rung.pipeline.tools.policy import PolicyTable
 from rung.pipeline.tools.protocol import RESULT_PREFIX, ParsedCall, find_calls, result_message, strip_calls
-
-if TYPE_CHECKING:
-    from rung.config import RungConfig
 
 TOOL_NAMES = ("calculator", "policy_lookup", "phrases")
 """The built-in tools a candidate may enable (CandidateConfig.tools)."""
@@ -44,10 +42,11 @@ class ToolSet:
             self.tools[tool.spec.name] = tool
 
     @classmethod
-    def from_config(cls, config: RungConfig, names: list[str]) -> ToolSet:
-        """The named tools, their data loaded from rung.yaml's `tool_data` (paths relative to
-        rung.yaml). ConfigError for an unknown name (with a did-you-mean) or missing data."""
-        where = str(config.source or "rung.yaml")
+    def from_config(cls, names: Sequence[str], tool_data: Mapping[str, str], *, root: Path,
+                    where: str = "rung.yaml") -> ToolSet:
+        """The named tools (a candidate's `tools`), their data loaded from rung.yaml's `tool_data`
+        (paths relative to `root`, the folder of rung.yaml; `where` names that file in errors).
+        ConfigError for an unknown name (with a did-you-mean) or missing data."""
         tools: list[Tool] = []
         for name in dict.fromkeys(names):
             if name not in TOOL_NAMES:
@@ -58,12 +57,13 @@ class ToolSet:
             if name == "calculator":
                 tools.append(Calculator())
                 continue
-            path = config.tool_data.get(name)
+            path = tool_data.get(name)
             if not path:
                 what = "policy key -> clause" if name == "policy_lookup" else "phrase key -> approved text"
                 raise ConfigError(f"{where}: tool_data.{name}: not set; the {name} tool needs a YAML "
                                   f"file of {what} (tool_data: {{{name}: {name}.yaml}})")
-            resolved = config.resolve(path)
+            resolved = Path(path).expanduser()
+            resolved = resolved if resolved.is_absolute() else root / resolved
             tools.append(PolicyTable.from_yaml(resolved) if name == "policy_lookup"
                          else PhraseLibrary.from_yaml(resolved))
         return cls(tools)
