@@ -154,3 +154,26 @@ def test_rollout_cache_for_the_gateway(store):
     assert cache.choose("production", "acme", "u1", "r1", "f" * 64).shadow is None  # channel moved
     abort_rollout(store, "production")
     assert cache.choose("production", "acme", "u1", "r1", a.id).shadow is None
+
+
+def test_ops_loop_judges_rollouts_and_alerts(store, tmp_path):
+    from rung.config import RungConfig
+    from rung.ops.monitor.loop import OpsLoop
+
+    a, b = make_release(store, "a"), make_release(store, "b")
+    _live(store, a)
+    r = start_rollout(store, "production", b.id, CFG)
+    t0 = iso_seconds(r.step_started_at) + 1e-3
+    must = {i for i in range(80) if i % 4 == 0}
+    recs = (traffic(80, release=a.id, arm="stable", ts0=t0, refuse_ids=must, latency=3000)
+            + traffic(80, release=b.id, arm="shadow", ts0=t0, seed=1, refuse_ids=set()))
+    cfg = RungConfig.model_validate({"monitor": {"rules": {"p95": {"kind": "p95_latency", "budget_ms": 1000}},
+                                                 "log": None}})
+    cfg.root = tmp_path
+    seen = []
+    loop = OpsLoop(cfg, store, records=lambda since: [x for x in recs if x.ts >= since], on_event=seen.append)
+    out = loop.tick(now=t0 + 1)
+    assert [getattr(o, "action", getattr(o, "status", None)) for o in out] == ["rollback", "firing"]
+    assert current_rollout(store, "production").status == "rolled back"
+    assert any("FIRING" in s for s in seen) and any("rollback" in s for s in seen)
+    assert loop.tick(now=t0 + 2) == []  # nothing new: the alert is already notified
