@@ -73,7 +73,9 @@ def run_ladder(cfg, *, suite: str | None = None, sample: int | None = None, trai
     wall = sum(s.wall_s for s in result.steps)
     reused = sum(s.reused for s in result.steps)
     con.print(f"{len(result.steps)} steps ({reused} reused) in {wall:.0f} s")
-    con.print(f"recommendation: [bold]{escape(result.decision.headline)}[/]")
+    from rung.decide.brief import decision_sentence
+
+    con.print(f"recommendation: [bold]{escape(decision_sentence(result.decision))}[/]")
     con.print(f"report: [bold]{escape(str(paths.html))}[/]\n        {escape(str(paths.markdown))}")
     raise typer.Exit(result.decision.exit_code)
 
