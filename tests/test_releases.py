@@ -189,7 +189,7 @@ def test_release_lifecycle(project, backend, tmp_path):
     st.close()
 
 
-def test_rollback_default_skips_forced_and_rolled_back_releases(project, tmp_path):
+def test_rollback_default_skips_rolled_back_releases(project, tmp_path):
     st = ReleaseStore(tmp_path / "rung.db", tmp_path / "artifacts")
     cfg_path = project / "rung.yaml"
     evaluate(cfg_path, st)
@@ -210,6 +210,14 @@ def test_rollback_default_skips_forced_and_rolled_back_releases(project, tmp_pat
         promote(st, b.id, "staging", gate)
     promote(st, b.id, "staging", gate, force=True, reason="docs only")
     assert rollback(st, "staging").release_id == a.id
+    # c over a; rolling c back goes to a, not b (b was rolled back from here: bad on staging)
+    (project / "policies" / "persona.md").write_text("---\nversion: 3\n---\nYou are the desk.\n")
+    c = create_release(load_config(cfg_path), "support", st).release
+    promote(st, c.id, "staging", gate, force=True, reason="c")
+    assert rollback(st, "staging").release_id == a.id
+    promote(st, b.id, "staging", gate, force=True, reason="b again")
+    assert rollback(st, "staging").release_id == a.id  # not c: c was rolled back from here
+    assert rollback(st, "staging", to=c.id[:8]).release_id == c.id
 
 
 def test_live_release_without_run_on_suite_requires_force(project, tmp_path):

@@ -9,8 +9,8 @@ be compared: the promotion is refused unless forced. `force=True` needs a reason
 the override (and the failing numbers) in the log.
 
 Rollback needs no gate (it is the way back); by default it goes to the last release that was
-good on that channel: one that got there by a passing gate or a rollback and that nobody rolled
-back away from there.
+good on that channel: the most recent one live there before that nobody rolled back away from
+there.
 
 Flags switch parts of a live release without a new release (read at request time):
     adapter: on | off                  off: the release's level-0 counterpart (no adapter)
@@ -192,14 +192,14 @@ def _refusal(release: Release, channel: str, live: Release | None, check: Promot
 
 
 def last_good(store: ReleaseStore, channel: str, state: ChannelState | None = None) -> str | None:
-    """The last release that was good on `channel`, other than the live one: it got there by a
-    passing gate or a rollback, and was never rolled back away from there."""
+    """The last release that was good on `channel`, other than the live one: the most recent
+    one that was live there and that nobody rolled back away from there (a forced promotion
+    counts once it served: the override is in the log)."""
     events = [e for e in store.events(channel) if e.kind in ("promote", "rollback")]
     state = state or store.state(channel)
     bad = {e.previous_id for e in events if e.kind == "rollback"} | {state.release_id}
     for e in reversed(events):
-        good_arrival = e.kind == "rollback" or (e.kind == "promote" and not e.forced)
-        if e.release_id and e.release_id not in bad and good_arrival:
+        if e.release_id and e.release_id not in bad:
             return e.release_id
     return None
 
@@ -217,8 +217,8 @@ def rollback(store: ReleaseStore, channel: str, *, to: str | None = None, who: s
     else:
         target = last_good(store, channel, state)
         if target is None:
-            raise ReleaseError(f"channel {channel}: no earlier release was good there (promoted through "
-                               "the gate and not rolled back); name one with --to")
+            raise ReleaseError(f"channel {channel}: no earlier release was good there (live before and "
+                               "not rolled back from); name one with --to")
     if target == state.release_id:
         raise ReleaseError(f"release {target[:12]} is already live on {channel}")
     ev = ChannelEvent(channel, 0, "rollback", target, state.release_id, who or current_user(), "",
