@@ -70,19 +70,25 @@ def level_order(config: RungConfig, level: int) -> list[str]:
     return order(config.candidates, level)
 
 
-def climb(config: RungConfig, store: RunStore, *, suite: str | None = None,
+def climb(config: RungConfig, store: RunStore | None = None, *, suite: str | None = None,
           ids: list[str] | None = None, reuse: bool = True, use_cache: bool = True,
           allow_training: bool = False, events: LadderEvents | None = None) -> LadderResult:
-    """Run the ladder on the project and decide. `ids` restricts every step to those cases (a
-    fixed sample); `allow_training` lets the ladder train an adapter when it must climb and no
-    level-1 candidate is declared. The caller's `config` is not changed: a trained adapter's
-    candidate goes into a copy, `LadderResult.config`."""
+    """Run the ladder on the project and decide (`rung ladder`); runs go to `store` (default: the
+    project's, `paths.store`). `ids` restricts every step to those cases (a fixed sample);
+    `allow_training` lets the ladder train an adapter when it must climb and no level-1
+    candidate is declared. The caller's `config` is not changed: a trained adapter's candidate
+    goes into a copy, `LadderResult.config`."""
     from rung.decide.checklist import NONE
     from rung.decide.recommend import decide
     from rung.evals.runner import evaluate_candidate
     from rung.models.pool import model_pool
 
     ev = events or LadderEvents()
+    if store is None:
+        from rung.evals.store import RunStore
+
+        store = RunStore(config.store_target())
+    runs_store = store  # not None, also inside the helpers below
     config = config.model_copy(update={"models": dict(config.models),
                                        "candidates": dict(config.candidates)})
     l0 = level_order(config, 0)
@@ -99,7 +105,7 @@ def climb(config: RungConfig, store: RunStore, *, suite: str | None = None,
             for i, name in enumerate(names):
                 bar = ev.step(name, level, i, len(names)) if ev.step else None
                 t0 = time.perf_counter()
-                run, reused = evaluate_candidate(config, name, store, suite=suite, ids=ids,
+                run, reused = evaluate_candidate(config, name, runs_store, suite=suite, ids=ids,
                                                  reuse=reuse, resume=True, use_cache=use_cache,
                                                  progress=bar, on_loading=ev.loading)
                 step = LadderStep(name, level, run.info.id, reused, time.perf_counter() - t0,
@@ -109,7 +115,7 @@ def climb(config: RungConfig, store: RunStore, *, suite: str | None = None,
                     ev.step_done(step)
 
     def current() -> tuple[Decision, Gathered]:
-        return decide(config, store, suite=suite, runs=[s.run_id for s in steps])
+        return decide(config, runs_store, suite=suite, runs=[s.run_id for s in steps])
 
     run_level(l0, 0)
     decision, gathered = current()

@@ -36,6 +36,10 @@ class PathsConfig(_Strict):
 
 
 class RungConfig(_Strict):
+    """A project: rung.yaml validated (`load_config`), one field per section (models,
+    candidates, knowledge, suites, constraints, tune, paths, serving, ...); `root` is the folder
+    of the file, which relative paths resolve against (`resolve`, `path`)."""
+
     project: str = "rung-project"
     models: dict[str, ModelConfig] = Field(default_factory=lambda: {"default": ModelConfig()})
     candidates: dict[str, CandidateConfig] = Field(default_factory=dict)

@@ -13,6 +13,7 @@ labelled examples with it.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -119,7 +120,7 @@ def _short(v: Any) -> str:
     return r if len(r) <= 60 else r[:57] + "..."
 
 
-def _field_name(loc: tuple) -> str:
+def _field_name(loc: tuple[Any, ...]) -> str:
     out = ""
     for p in loc:
         if isinstance(p, int):
@@ -129,7 +130,7 @@ def _field_name(loc: tuple) -> str:
     return out
 
 
-def _describe(err: dict[str, Any]) -> str:
+def _describe(err: Mapping[str, Any]) -> str:
     """One pydantic error as "field 'x': expected ..., got ..."."""
     loc = tuple(err["loc"])
     name = _field_name(loc)
@@ -231,6 +232,7 @@ def _read_yaml(path: Path, shown: str, out: _Collector) -> None:
         return
     if data is None:
         return
+    assert root is not None  # a document that is not empty has a node
     items_node = root
     if isinstance(data, dict):
         extra = sorted(set(data) - {"cases"})

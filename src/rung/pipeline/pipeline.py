@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from rung.config import CandidateConfig, ModelConfig
 from rung.core import Answer, Message, Request, RetrievedChunk, ToolCall, Trace
@@ -85,7 +85,7 @@ class Pipeline:
     def level(self) -> int:
         return candidate_level(self.candidate)
 
-    def record(self) -> dict:
+    def record(self) -> dict[str, Any]:
         """The full configuration stored with a run."""
         rec = candidate_record(self.name, self.candidate, self.model_config, self.fingerprint)
         rec["components_fingerprint"] = self.components.fingerprint
@@ -161,7 +161,7 @@ class Pipeline:
         typed = [i for i, p in enumerate(prepared) if p.schema is not None]
         done = 0
 
-        def shifted(offset: int):
+        def shifted(offset: int) -> ProgressCallback | None:
             if progress is None:
                 return None
             return lambda d, _t: progress(offset + d, len(prepared))
@@ -185,7 +185,7 @@ class Pipeline:
 
             t0 = time.perf_counter()
             results = enforce_batch(self.model, [prepared[i].gen for i in typed],
-                                    [self.components.enforcer(prepared[i].schema) for i in typed],
+                                    [self.components.enforcer(cast(str, prepared[i].schema)) for i in typed],
                                     progress=shifted(done))
             wall_ms = (time.perf_counter() - t0) * 1000
             for i, r in zip(typed, results):
@@ -262,9 +262,10 @@ class Pipeline:
                                           "refusal": verdict.to_dict()})
             return model_text
         t0 = time.perf_counter()
-        # the config requires retrieval for extractive answers, so there is a retriever
+        retriever = self.components.retriever
+        assert retriever is not None  # the config requires retrieval for extractive answers
         extracted = extract_answer(prepared.request.question, prepared.trace.retrieved,
-                                   self.components.retriever.index.embedder, self.candidate.answer)
+                                   retriever.index.embedder, self.candidate.answer)
         prepared.timings_ms["extract"] = (time.perf_counter() - t0) * 1000
         prepared.trace.events.append(extracted.event(model_text))
         return extracted.text
