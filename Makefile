@@ -1,5 +1,6 @@
 # make demo         - fresh clone -> .venv -> install (locked) -> run rung on the bundled example
-# make test         - same install plus test extras -> the whole test suite
+# make test         - same install plus test extras -> lint (ruff, mypy) -> the whole test suite
+# make lint         - ruff (pyproject [tool.ruff]) and mypy (strict on the public API, [tool.mypy])
 # make lock         - regenerate requirements.lock / embedded.lock from pyproject.toml (newest versions)
 # make test-latest  - the suite in a throwaway venv with the newest versions (drift, seen on purpose)
 # Re-running is fast: the install is redone only when pyproject.toml, a lock or this file changes.
@@ -22,7 +23,7 @@ LATEST := $(or $(TMPDIR),/tmp)/rung-latest-venv
 EXAMPLE ?= examples/support-desk
 SAMPLE  ?= 40
 
-.PHONY: demo test test-fast test-latest lock install bench chromium postgresql clean
+.PHONY: demo test test-fast test-latest lock install lint bench chromium postgresql clean
 
 install: $(STAMP)
 
@@ -75,7 +76,12 @@ postgresql:
 demo: $(STAMP)
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(RUNG) ladder -c $(EXAMPLE) --sample $(SAMPLE)
 
+lint: $(STAMP)
+	$(PY) -m ruff check src tests benchmarks
+	$(PY) -m mypy
+
 test: $(STAMP) chromium postgresql
+	$(MAKE) --no-print-directory lint
 	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(PY) -m pytest -q
 
 test-fast: $(STAMP)

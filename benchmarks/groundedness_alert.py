@@ -29,7 +29,6 @@ import argparse
 import importlib.util
 import json
 import math
-import random
 import re
 import time
 from pathlib import Path

@@ -96,7 +96,8 @@ def main() -> None:
           + (f", trained in {train_s:.0f} s" if train_s else ""))
     n = len(ids) if ids else len(cases)
     print(f"{n} held-out eval cases (the eval suite; training used cases/train.jsonl + hard negatives)\n")
-    header = f"{'row':8s} " + " ".join(f"{m[:18]:>20s}" for m in SHOWN) + f" {'p50 ms':>8s} {'p95 ms':>8s} {'tok in':>7s}"
+    header = (f"{'row':8s} " + " ".join(f"{m[:18]:>20s}" for m in SHOWN)
+              + f" {'p50 ms':>8s} {'p95 ms':>8s} {'tok in':>7s}")
     print(header)
     summaries = {k: aggregate(r) for k, r in runs.items()}
     for k, s in summaries.items():

@@ -169,7 +169,8 @@ def quality(work: Path, rerankers: list[str], llm_cases: int) -> dict[str, Any]:
             secs = time.perf_counter() - t
             m = mean_metrics([metrics(res, set(c.sources)) for res, c in zip(results, cases, strict=True)])
             key = f"{mode}+{rr}" if rr != "none" else mode
-            out[f"{key}|{'filters' if use_filters else 'no-filters'}"] = {**m, "ms_per_query": round(secs * 1000 / len(cases), 1)}
+            out[f"{key}|{'filters' if use_filters else 'no-filters'}"] = {
+                **m, "ms_per_query": round(secs * 1000 / len(cases), 1)}
             print(f"  {key:17s} filters {'on ' if use_filters else 'off'}: hit@5 {m['hit@5']:.3f}  "
                   f"MRR {m['mrr']:.3f}  nDCG@10 {m['ndcg@10']:.3f}  ({secs * 1000 / len(cases):.0f} ms/query)")
     for option in ("superseded", "untrusted"):

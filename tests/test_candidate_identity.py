@@ -5,15 +5,29 @@ ones is the one `decide` ships."""
 
 from __future__ import annotations
 
-from rung.config import (AnswerConfig, CandidateConfig, Constraints, ModelConfig, PromptConfig,
-                         RefusalGateConfig, RetrievalConfig, RungConfig)
+from rung.config import (
+    AnswerConfig,
+    CandidateConfig,
+    Constraints,
+    ModelConfig,
+    PromptConfig,
+    RefusalGateConfig,
+    RetrievalConfig,
+    RungConfig,
+)
 from rung.decide.evidence import Evidence
 from rung.decide.readiness import Readiness
 from rung.decide.recommend import decide_from_evidence
 from rung.evals.aggregate import MetricSummary, RunSummary
 from rung.ladder import level_order
-from rung.pipeline.candidate import (candidate_complexity, candidate_parts, complexity,
-                                     level0_counterpart, recipe, with_adapter)
+from rung.pipeline.candidate import (
+    candidate_complexity,
+    candidate_parts,
+    complexity,
+    level0_counterpart,
+    recipe,
+    with_adapter,
+)
 
 RAG = RetrievalConfig(corpus="kb")
 

@@ -7,7 +7,6 @@ import sys
 import time
 
 import pytest
-
 from clirun import run_rung as rung
 
 
@@ -26,7 +25,8 @@ def test_help_imports_no_heavy_library():
     code = ("import sys; sys.argv=['rung','--help']\n"
             "from rung.cli import main\n"
             "try:\n    main.run()\nexcept SystemExit:\n    pass\n"
-            "heavy = [m for m in ('torch','transformers','sentence_transformers','sklearn','sqlalchemy') if m in sys.modules]\n"
+            "heavy = [m for m in ('torch','transformers','sentence_transformers','sklearn','sqlalchemy')\n"
+            "         if m in sys.modules]\n"
             "print('HEAVY', heavy)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert "HEAVY []" in r.stdout, r.stdout + r.stderr

@@ -4,7 +4,6 @@ arithmetic, readiness counts, lineage, and `rung decide` end to end on a real SQ
 from __future__ import annotations
 
 import functools
-
 import json
 from pathlib import Path
 
@@ -354,7 +353,7 @@ def _project(tmp_path: Path) -> Path:
     suite = load_suite(root / "cases.jsonl", name="eval")
     store = RunStore(root / ".rung" / "rung.db")
     # rag: right but slow; rag-tone (level 1): right and fast; gpt-rag: endpoint (excluded)
-    for cand, level, ok_every, latency in (("rag", 0, 1, 2400.0), ("rag-tone", 1, 1, 900.0),
+    for cand, level, _ok_every, latency in (("rag", 0, 1, 2400.0), ("rag-tone", 1, 1, 900.0),
                                            ("gpt-rag", 0, 1, 300.0)):
         info = store.create_run(RunInfo(id=f"run-{cand}", candidate=cand, candidate_hash=cand,
                                         candidate_config={}, suite="eval", suite_hash=suite.hash,

@@ -69,7 +69,7 @@ SHAPE = {
 
 
 def _project(root: Path) -> Path:
-    from rung.core import Answer, Case, RetrievedChunk, Score, Trace
+    from rung.core import Answer, RetrievedChunk, Score, Trace
     from rung.evals.latency import LatencyProbe
     from rung.evals.store import RunStore
     from rung.evals.suite import load_suite

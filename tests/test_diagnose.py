@@ -7,8 +7,7 @@ import json
 
 from rung.config import Constraints
 from rung.core import Answer, Case, RetrievedChunk, Score, Trace
-from rung.decide.diagnose import (FORMAT, IGNORED, NO_RETRIEVAL, OVER, RETRIEVAL, UNDER,
-                                  diagnose_run)
+from rung.decide.diagnose import FORMAT, IGNORED, NO_RETRIEVAL, OVER, RETRIEVAL, UNDER, diagnose_run
 from rung.decide.evidence import Evidence
 from rung.decide.readiness import Readiness
 from rung.decide.recommend import decide_from_evidence

@@ -11,8 +11,7 @@ import pytest
 
 from rung.config import load_config
 from rung.core import Case
-from rung.evals.latency import (LatencyProbe, Throughput, add_throughput, order_by_length,
-                                sample_for_probe)
+from rung.evals.latency import LatencyProbe, Throughput, add_throughput, order_by_length, sample_for_probe
 
 LENGTHS = [40, 5, 300, 12, 80, 3, 150, 20]  # words per question, in suite order
 

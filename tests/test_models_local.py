@@ -280,7 +280,8 @@ def test_each_resident_adapter_is_applied_by_generate(adapted, adapter_dirs, mod
         for row, ids in enumerate(prompts):  # one prompt at a time, no padding: the reference
             with torch.inference_mode():
                 ref = alone(input_ids=torch.tensor([ids])).logits[0, -1]
-            assert torch.allclose(served[row], ref, atol=1e-3), f"adapter {name!r}: served logits differ from the adapter alone"
+            assert torch.allclose(served[row], ref, atol=1e-3), \
+                f"adapter {name!r}: served logits differ from the adapter alone"
             assert (served[row] - base_logits[row]).abs().max() > 1e-2, f"adapter {name!r} answers like the base"
 
 

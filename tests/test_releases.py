@@ -15,7 +15,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-
 from test_releases_support import (
     new_database,
     postgres_server,

@@ -199,7 +199,8 @@ def ctx() -> ScoreContext:
 @pytest.mark.slow
 def test_embedding_supports_a_reworded_claim_that_lexical_overlap_misses(ctx: ScoreContext) -> None:
     text = "Shoppers may send back unopened products in the 30 days after they arrive and be fully reimbursed."
-    chunk = RetrievedChunk("r#1", "r", "Customers can return unused items within 30 days of delivery for a full refund.")
+    chunk = RetrievedChunk("r#1", "r",
+                           "Customers can return unused items within 30 days of delivery for a full refund.")
     lexical, _ = _ground(text, [chunk], embedding_threshold=0.7)  # content-word recall is 0.2 here
     embedded, _ = _ground(text, [chunk], ctx=ctx, embedding_threshold=0.7)  # similarity ~0.76
     assert lexical.value == 1.0
@@ -217,7 +218,8 @@ def test_facts_from_the_question_are_not_hallucinations():
     from rung.evals.scorers.base import ScoreContext
     from rung.evals.scorers.groundedness import GroundednessScorer
 
-    chunk = RetrievedChunk(id="ship#0", doc_id="ship", text="Standard shipping to any EU country is free for orders over EUR 50.")
+    chunk = RetrievedChunk(id="ship#0", doc_id="ship",
+                           text="Standard shipping to any EU country is free for orders over EUR 50.")
     answer = Answer(text="Shipping to Italy is free for orders over EUR 50.", trace=Trace(retrieved=[chunk]))
     scorer = GroundednessScorer(use_embedder=False)
     asked = {s.name: s for s in scorer.score(Case(id="c", input="Do I pay shipping to Italy?"), answer, ScoreContext())}

@@ -75,9 +75,8 @@ def test_k_counts_only_the_first_chunks() -> None:
 
 
 def test_registered_and_bad_k() -> None:
-    from rung.evals.scorers import build_scorer
-
     import rung.evals.scorers.retrieval  # noqa: F401  (registers itself, also when not yet in the built-in list)
+    from rung.evals.scorers import build_scorer
 
     assert isinstance(build_scorer("retrieval", k=3), RetrievalScorer)
     with pytest.raises(ScorerError, match="k must be a positive integer"):

@@ -5,7 +5,6 @@ Real files in tmp_path, a real SQLite run store, a real HF dataset saved to disk
 from __future__ import annotations
 
 import functools
-
 import json
 from pathlib import Path
 
@@ -19,8 +18,14 @@ from rung.evals.store import RunStore
 from rung.evals.types import CaseResult, RunInfo
 from rung.tune.data import build_dataset, datasets_root
 from rung.tune.data.balance import balance
-from rung.tune.data.checks import (check_counter_examples, check_empty_targets, check_exact_duplicates,
-                                   check_leakage, check_near_duplicates, run_checks)
+from rung.tune.data.checks import (
+    check_counter_examples,
+    check_empty_targets,
+    check_exact_duplicates,
+    check_leakage,
+    check_near_duplicates,
+    run_checks,
+)
 from rung.tune.data.files import examples_from_file
 from rung.tune.data.language import guess_language
 from rung.tune.data.sources import LineageDefaults

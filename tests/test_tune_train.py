@@ -97,7 +97,8 @@ def test_job_id_follows_what_changes_the_weights(tmp_path):
                   TuneJob("lora", base, "d", "v1", TrainConfig(), system_prompt="x")):
         assert other.id != a.id
     # settings of another method do not change a job's id
-    assert TuneJob("full", base, "d", "v1", TrainConfig(lora_r=4)).id == TuneJob("full", base, "d", "v1", TrainConfig()).id
+    full = TuneJob("full", base, "d", "v1", TrainConfig())
+    assert TuneJob("full", base, "d", "v1", TrainConfig(lora_r=4)).id == full.id
     assert TuneJob.from_dict(json.loads(json.dumps(a.to_dict()))).id == a.id
     with pytest.raises(ConfigError, match="prefix tuning cannot pack"):
         TuneJob("prefix", base, "d", "v1", TrainConfig(packing=True))

@@ -59,14 +59,17 @@ def drift(
     head = "[red]drifted[/]" if report.drifted else "[green]covered[/]"
     con.print(f"{head}: {report.n_live} live requests ({since}) vs {report.n_cases} cases of suite {escape(name)}")
     if report.distance_p50 is not None:
+        own = report.suite_distance_p50 if report.suite_distance_p50 is not None else "-"
         con.print(f"distance to the nearest case: median {report.distance_p50:.3f}, P90 {report.distance_p90:.3f}"
-                  f" (the suite's own median {report.suite_distance_p50 if report.suite_distance_p50 is not None else '-'}); "
+                  f" (the suite's own median {own}); "
                   f"{report.far_share:.0%} farther than {report.far_threshold:g} (limit {report.max_far_share:.0%})")
     t = Table(title="mix: live vs suite", title_justify="left")
     for col in ("dimension", "TVD", "live", "suite", "under-covered"):
         t.add_column(col, overflow="fold")
+    def fmt(d: dict[str, float]) -> str:
+        return ", ".join(f"{k} {v:.0%}" for k, v in list(d.items())[:6])
+
     for m in report.mix:
-        fmt = (lambda d: ", ".join(f"{k} {v:.0%}" for k, v in list(d.items())[:6]))
         t.add_row(m.dimension, f"{m.tvd:.2f}", fmt(m.live), fmt(m.suite), ", ".join(m.under_covered) or "-")
     con.print(t)
     for i, c in enumerate(report.clusters):

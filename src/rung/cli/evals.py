@@ -12,6 +12,7 @@ from rung.cli._progress import progress_bar
 from rung.cli._state import console
 from rung.cli.main import app
 
+
 def open_store(store: str | None, config: Path | None = None):  # -> RunStore
     """The store named by --store, else the project's (rung.yaml in -c or the cwd), else the
     default store (rung.config.paths.STORE) in the current folder."""
@@ -82,12 +83,14 @@ def eval_(
     candidate: str = CANDIDATE_OPTION,
     suite: str = SUITE_OPTION,
     epochs: int = typer.Option(1, "--epochs", min=1, help="Repeat every case N times (judge/sampling variance)."),
-    resume: bool = typer.Option(False, "--resume", help="Continue the latest unfinished run of this candidate and suite."),
+    resume: bool = typer.Option(False, "--resume",
+                                help="Continue the latest unfinished run of this candidate and suite."),
     resume_id: str = typer.Option(None, "--resume-run", help="Continue this unfinished run id."),
     no_cache: bool = NO_CACHE_OPTION,
     tag: list[str] = typer.Option(None, "--tag", "-t", help="Only cases with this tag (repeatable)."),
     limit: int = typer.Option(None, "--limit", min=1, help="Only the first N cases."),
-    batch_size: int = typer.Option(None, "--batch-size", min=1, help="Cases per batch (default: the model's max_batch_size)."),
+    batch_size: int = typer.Option(None, "--batch-size", min=1,
+                                   help="Cases per batch (default: the model's max_batch_size)."),
     gate: bool = typer.Option(False, "--gate", help="Exit 1 when the run fails the gate thresholds of rung.yaml."),
     report: Path = typer.Option(None, "--report", help="Also write report.html and report.md into this folder."),
 ) -> None:

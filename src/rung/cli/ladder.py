@@ -84,8 +84,15 @@ class _LadderBars:
     """One rich progress bar per ladder step (and per training job), on stderr."""
 
     def __init__(self, metric: str) -> None:
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
-                                   TimeElapsedColumn, TimeRemainingColumn)
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            SpinnerColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         self.metric = metric
         self.task = None  # the current step's bar

@@ -41,7 +41,8 @@ def _main(
 
 
 # command groups, one module each; each registers its commands on `app` when imported
-COMMAND_MODULES = ("project", "models", "ask", "evals", "score", "demo", "data", "tune", "decide", "ladder", "release", "rollout", "serve", "keys", "traces", "monitor", "drift", "refresh")
+COMMAND_MODULES = ("project", "models", "ask", "evals", "score", "demo", "data", "tune", "decide", "ladder",
+                   "release", "rollout", "serve", "keys", "traces", "monitor", "drift", "refresh")
 
 
 def _register() -> None:

@@ -132,7 +132,7 @@ def show(
     if as_json:
         typer.echo(json.dumps({"id": rel.id, **rel.manifest}, indent=2, ensure_ascii=False, default=str))
         return
-    c, e, p = rel.content, rel.evidence, rel.provenance
+    c, e = rel.content, rel.evidence
     t = Table(title=f"release {rel.id}", title_justify="left", show_header=False)
     t.add_column("what", style="dim", no_wrap=True)
     t.add_column("value", overflow="fold")
@@ -316,7 +316,8 @@ def history(
             by = state.moved_by
             con.print(f"at {until}: [bold]{escape(channel)}[/] -> release [bold]{rel.short}[/] "
                       f"({escape(rel.candidate)}), live since {_when(state.since)}"
-                      + (f" ({by.kind} by {escape(by.who)}{': ' + escape(by.reason) if by.reason else ''})" if by else "")
+                      + (f" ({by.kind} by {escape(by.who)}{': ' + escape(by.reason) if by.reason else ''})"
+                         if by else "")
                       + (f"; flags: {', '.join(f'{k}={v}' for k, v in state.flags.items())}" if state.flags else ""))
     t = Table(title=f"history of {channel}" if channel else "history", title_justify="left")
     for col in ("#", "channel", "when (UTC)", "what", "from", "to", "who", "why", "evidence"):

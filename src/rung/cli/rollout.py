@@ -116,8 +116,10 @@ def _print_judge(d: dict) -> None:
     t = Table(title=f"judge: {d.get('decision')} ({d.get('mode')})", title_justify="left")
     for col in ("metric", "test", "stable", "canary", "delta / ratio", "p", "n", "verdict"):
         t.add_column(col, overflow="fold")
+    def fmt(v: object) -> str:
+        return "-" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v))
+
     for c in d.get("checks", []):
-        fmt = (lambda v: "-" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v)))
         change = (f"x{c['ratio']:.2f}" if c.get("ratio") else
                   (f"{c['delta']:+.3f}" if c.get("delta") is not None else "-"))
         n = f"{c.get('n_pairs')} pairs" if c.get("n_pairs") is not None else f"{c['n_stable']}/{c['n_canary']}"

@@ -29,10 +29,9 @@ def score(
     the suite's scorers, and store them as a run: `rung compare`, `rung report` and `rung decide`
     use it like any other, and a line whose id is a suite case pairs with `rung eval` runs of that
     case. No model is loaded unless a judge scorer is configured."""
+    from rung.cli.evals import print_summary
     from rung.evals.score_file import score_file
     from rung.evals.store import RunStore
-
-    from rung.cli.evals import print_summary
 
     cfg = load(config)
     st = RunStore(store or cfg.store_target())

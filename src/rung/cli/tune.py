@@ -26,8 +26,7 @@ def fmt_eval(ev: dict[str, Any] | None, metric: str) -> str:
 @contextmanager
 def train_progress(metric: str) -> Iterator[Callable[[Any], None]]:
     """A rich progress bar driven by TrainProgress events (objects or dicts from the worker)."""
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
-                               TimeElapsedColumn)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
     with Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("loss {task.fields[loss]}"), TextColumn("{task.fields[tps]} tok/s"),

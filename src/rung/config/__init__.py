@@ -11,8 +11,14 @@ RungConfig and load_config); import the names from `rung.config`.
 from __future__ import annotations
 
 from rung.config.base import EMBEDDED_EMBEDDER, EMBEDDED_LLM, PER_CASE_SCHEMA
-from rung.config.candidates import (AnswerConfig, CandidateConfig, CorpusConfig, PromptConfig,
-                                    RefusalGateConfig, RetrievalConfig)
+from rung.config.candidates import (
+    AnswerConfig,
+    CandidateConfig,
+    CorpusConfig,
+    PromptConfig,
+    RefusalGateConfig,
+    RetrievalConfig,
+)
 from rung.config.constraints import Constraints, LatencyProbeConfig
 from rung.config.models import GenerationConfig, ModelConfig, Price
 from rung.config.project import PathsConfig, RungConfig, load_config

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from rung.config.base import _Strict, EMBEDDED_LLM
+from rung.config.base import EMBEDDED_LLM, _Strict
 
 
 class Price(_Strict):

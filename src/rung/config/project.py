@@ -13,9 +13,9 @@ from rung.config.base import EMBEDDED_EMBEDDER, PER_CASE_SCHEMA, _Strict
 from rung.config.candidates import CandidateConfig, CorpusConfig
 from rung.config.constraints import Constraints
 from rung.config.models import ModelConfig
-from rung.config.suites import GateConfig, SuiteConfig
 from rung.config.operations import DriftConfig, MonitorConfig, RefreshConfig, RolloutConfig
 from rung.config.serving import ServingConfig
+from rung.config.suites import GateConfig, SuiteConfig
 from rung.config.tune import TuneConfig
 from rung.errors import ConfigError, did_you_mean
 from rung.fileio import read_text

@@ -17,8 +17,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from rung.decide.targets import (BUDGET, FORMAT, QUALITY, Assessment, gain_lines, gain_short,
-                                 margin_sentence, straddle_notes)
+from rung.decide.targets import (
+    BUDGET,
+    FORMAT,
+    QUALITY,
+    Assessment,
+    gain_lines,
+    gain_short,
+    margin_sentence,
+    straddle_notes,
+)
 from rung.pipeline.candidate import complexity
 
 if TYPE_CHECKING:

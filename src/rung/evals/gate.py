@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from rung.config import GateConfig, Threshold
+from rung.errors import did_you_mean
 from rung.evals.aggregate import USAGE_METRICS, RunSummary
 from rung.evals.compare import Comparison
-from rung.errors import did_you_mean
 
 PASS, FAIL = "pass", "fail"
 NOT_MEASURED = "not measured"

@@ -166,7 +166,7 @@ def check_lora(info: AdapterInfo, layers: dict[str, _Layer], param_shapes: dict[
 
     selected = {n for n in layers if check_target_module_exists(cfg, n)}
     if not selected:
-        some = sorted({n.rsplit(".", 1)[-1] for n, l in layers.items() if l.kind == "linear"})[:8]
+        some = sorted({n.rsplit(".", 1)[-1] for n, layer in layers.items() if layer.kind == "linear"})[:8]
         shown = sorted(targets) if isinstance(targets, (set, list, tuple)) else targets
         raise AdapterError(f"adapter {info.name!r}: target_modules {shown} match no layer of the base "
                            f"{base_id} (its linear layers include {', '.join(some)})")

@@ -72,7 +72,7 @@ def knowledge_documents(config: RungConfig) -> dict[str, PolicyDoc]:
     from rung.pipeline.retrieval.documents import load_documents, superseded_ids
 
     out: dict[str, PolicyDoc] = {}
-    for name, corpus in config.knowledge.items():
+    for name in config.knowledge:
         docs, _ = load_documents(config.existing_path("knowledge", name, "path", what="knowledge folder",
                                                       folder=True))
         for d in docs:
@@ -380,8 +380,8 @@ def step_dataset(config: RungConfig, state: RefreshState, *, allow: Sequence[str
     ds, card = build_dataset(config, extra=_load_examples(state), allow=allow, name="refresh")
     state.dataset = str(datasets_root(config) / ds.version)
     state.dataset_version = ds.version
-    state.log.append(f"dataset {ds.version}: {len(ds)} examples ({sum(1 for e in ds.examples if e.lineage.source == 'trace')} "
-                     "from traces)")
+    from_traces = sum(1 for e in ds.examples if e.lineage.source == "trace")
+    state.log.append(f"dataset {ds.version}: {len(ds)} examples ({from_traces} from traces)")
     return state
 
 

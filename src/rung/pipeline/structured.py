@@ -227,9 +227,9 @@ def enforce_batch(model: Model, requests: Sequence[GenRequest],
         idx = sorted(current)
         offset = done
 
-        def forward(k: int, _m: int, _offset: int = offset) -> None:
+        def forward(k: int, _m: int, _offset: int = offset, _total: int = total) -> None:
             if progress is not None:
-                progress(_offset + k, total)
+                progress(_offset + k, _total)
 
         out = model.generate([current[i] for i in idx], progress=forward if progress else None)
         if len(out) != len(idx):

@@ -254,7 +254,8 @@ class GroundednessScorer:
                        for c, v in zip(claims, verdicts)]
             details["method"] = "judge"
         else:
-            checker = self.checker(chunks, ctx, given=[m.get("content", "") for m in case.chat() if m.get("role") == "user"])
+            given = [m.get("content", "") for m in case.chat() if m.get("role") == "user"]
+            checker = self.checker(chunks, ctx, given=given)
             results = checker.check(claims)
             details["method"] = checker.method
             if checker.embedder is None:

@@ -184,7 +184,8 @@ class Guardrails:
 
             score = CitationScorer(use_embedder=False).score(case, answer, ScoreContext())[0]
             if score.value == 0.0:
-                bad = [x for x in score.details.get("citations", []) if not (x["exists"] and x["supported"] is not False)]
+                bad = [x for x in score.details.get("citations", [])
+                       if not (x["exists"] and x["supported"] is not False)]
                 result.events.append(GuardEvent("citations", g.action, CITATION_INVALID, "output",
                                                 {"why": score.reason, "bad": [x["id"] for x in bad]}))
                 return

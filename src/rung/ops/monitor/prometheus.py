@@ -113,8 +113,9 @@ def prometheus_rules(config: MonitorConfig, baseline: Baseline, *, project: str 
 
 
 def write_rules(path: Any, data: dict[str, Any]) -> None:
-    import yaml
     from pathlib import Path
+
+    import yaml
 
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)

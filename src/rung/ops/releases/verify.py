@@ -75,7 +75,8 @@ def diff_content(a: dict[str, Any], b: dict[str, Any]) -> list[Change]:
     out += _dict_changes("candidate", ca.get("config"), cb.get("config"))
     ma, mb = a.get("model") or {}, b.get("model") or {}
     if ma.get("weights_sha256") != mb.get("weights_sha256"):
-        out.append(Change("model", "weights", f"{_short(ma.get('weights_sha256'))} -> {_short(mb.get('weights_sha256'))}"))
+        out.append(Change("model", "weights",
+                          f"{_short(ma.get('weights_sha256'))} -> {_short(mb.get('weights_sha256'))}"))
     out += _dict_changes("model", ma, mb, skip=("weights_sha256",))
     out += _adapter_changes(a.get("adapter"), b.get("adapter"))
     for ad in (a.get("adapter"), b.get("adapter")):

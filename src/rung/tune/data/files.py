@@ -157,8 +157,7 @@ def _hf_records(path: Path, shown: str) -> Iterator[tuple[int, Any]]:
         else:
             raise DataError(f"{shown}: a DatasetDict with splits {splits} and no 'train' split; "
                             "save the split to use on its own")
-    for i, row in enumerate(ds, start=1):
-        yield i, row
+    yield from enumerate(ds, start=1)
 
 
 def is_hf_dataset(path: Path) -> bool:

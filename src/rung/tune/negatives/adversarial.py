@@ -44,8 +44,15 @@ from pathlib import Path
 from rung.config import RungConfig
 from rung.models.base import ProgressCallback
 from rung.tune.example import Example
-from rung.tune.negatives._common import (count, derive, question, refusal_phrase, sample_parents,
-                                         usable_parents, with_question)
+from rung.tune.negatives._common import (
+    count,
+    derive,
+    question,
+    refusal_phrase,
+    sample_parents,
+    usable_parents,
+    with_question,
+)
 
 NAME = "adversarial"
 ATTACK_ONLY_REASON = "I can't change, ignore or reveal my instructions, but I'm happy to help with a real question."

@@ -42,9 +42,21 @@ from rung.config import RungConfig
 from rung.models.base import ProgressCallback
 from rung.pipeline.retrieval.documents import in_force, superseded_ids
 from rung.tune.example import Example
-from rung.tune.negatives._common import (Knowledge, best_chunk, cited_sources, count, derive, doc_in_prompt,
-                                         load_knowledge, question, sample_parents, tag_value, usable_parents,
-                                         with_sources, words)
+from rung.tune.negatives._common import (
+    Knowledge,
+    best_chunk,
+    cited_sources,
+    count,
+    derive,
+    doc_in_prompt,
+    load_knowledge,
+    question,
+    sample_parents,
+    tag_value,
+    usable_parents,
+    with_sources,
+    words,
+)
 
 NAME = "conflicting"
 GLOBAL = "global"
@@ -142,7 +154,8 @@ def _version_conflict(kb: Knowledge, w: str, r: str, today: dt.date,
         return None  # same date and version: metadata cannot order them
     if newer == w:
         return Conflict(w, r, "version", f"the newest version in force applies: {w} "
-                                         f"(effective {wm.get('effective_date')}) over {r} (effective {rm.get('effective_date')})")
+                                         f"(effective {wm.get('effective_date')}) over {r} "
+                                         f"(effective {rm.get('effective_date')})")
     if r_date is not None and r_date > today:
         return Conflict(w, r, "version", f"{r} is not in force yet (effective {rm.get('effective_date')}): {w} applies")
     return None  # unreachable: a newer version in force was counted above

@@ -32,9 +32,20 @@ from rung.models.base import ProgressCallback
 from rung.pipeline.context import format_source
 from rung.pipeline.retrieval.chunking import approx_tokens
 from rung.tune.example import Example
-from rung.tune.negatives._common import (Knowledge, best_chunk, cited_sources, count, derive, load_knowledge,
-                                         prompt_tokens, question, sample_parents, usable_parents, with_sources,
-                                         words)
+from rung.tune.negatives._common import (
+    Knowledge,
+    best_chunk,
+    cited_sources,
+    count,
+    derive,
+    load_knowledge,
+    prompt_tokens,
+    question,
+    sample_parents,
+    usable_parents,
+    with_sources,
+    words,
+)
 
 NAME = "long_context"
 _JITTER = 0.15

@@ -42,8 +42,17 @@ from rung.errors import ConfigError
 from rung.models.base import GenerationParams, GenRequest, ProgressCallback
 from rung.pipeline.retrieval.chunking import approx_tokens
 from rung.tune.example import Example
-from rung.tune.negatives._common import (cited_docs, count, derive, is_refusal, language, question,
-                                         refusal_phrase, sample_parents, usable_parents)
+from rung.tune.negatives._common import (
+    cited_docs,
+    count,
+    derive,
+    is_refusal,
+    language,
+    question,
+    refusal_phrase,
+    sample_parents,
+    usable_parents,
+)
 
 NAME = "multilingual"
 TEMPLATE_FILE = "multilingual_templates.yaml"

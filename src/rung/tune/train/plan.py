@@ -13,8 +13,8 @@ from pathlib import Path
 
 from rung.config import RungConfig
 from rung.errors import ConfigError, TrainingError
-from rung.tune.example import Dataset
 from rung.tune.data.catalog import datasets_root
+from rung.tune.example import Dataset
 from rung.tune.train.job import BaseModelSpec, TuneJob
 
 
