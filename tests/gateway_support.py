@@ -134,14 +134,18 @@ class GatewayProcess:
                 if r.status_code == 200:
                     return self
                 last = r.text
+                if '"failed"' in last:
+                    break
             except httpx.HTTPError as e:
                 last = str(e)
             time.sleep(0.1)
+        out = self.output()
         self.stop()
-        raise RuntimeError(f"rung serve not ready after {timeout:g} s ({last}):\n{self.output()}")
+        raise RuntimeError(f"rung serve not ready after {timeout:g} s ({last}):\n{out}")
 
     def output(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log.read_text(encoding="utf-8", errors="replace")[-4000:]
 
     def kill(self) -> None:

@@ -89,3 +89,40 @@ def test_flags_and_promotions_apply_while_serving(project) -> None:
         row = gw.gateway.traces.get(r.model_extra["rung"]["trace_id"])
         assert row["release"] == rel.id and row["channel"] == "production" and row["candidate"] == "globex-bot"
     store.close()
+
+
+def test_rollouts_canary_arm_and_shadow_copies(tmp_path: Path) -> None:
+    from rung.config import load_config
+    from rung.config.operations import RolloutConfig
+    from rung.ops.releases import ReleaseStore, create_release, promote
+    from rung.ops.rollout.machine import abort_rollout, start_rollout
+
+    state = StubState()
+    with serve(state) as url:
+        root = write_project(tmp_path / "rollout", url, public="[assistant]")
+        cfg = load_config(root)
+        store = ReleaseStore.for_config(cfg)
+        stable = create_release(cfg, "assistant", store).release
+        promote(store, stable.id, "production", cfg.gate, force=True, reason="test")
+        new = create_release(cfg, "globex-bot", store).release
+        start_rollout(store, "production", new.id, RolloutConfig(mode="canary", steps=[100.0]))
+        key = make_key(root, "acme")
+        with InProcessGateway(root) as gw:
+            r = _ask(gw.url, key)
+            row = gw.gateway.traces.get(r.model_extra["rung"]["trace_id"])
+            assert row["release"] == new.id and row["arm"] == "canary"
+            abort_rollout(store, "production", reason="test")
+            start_rollout(store, "production", new.id, RolloutConfig(mode="shadow", steps=[100.0]))
+            time.sleep(1.1)
+            r = _ask(gw.url, key, text="shadow me")
+            live_id = r.model_extra["rung"]["trace_id"]
+            assert r.model_extra["rung"]["release"] == stable.id
+            deadline = time.monotonic() + 10
+            shadows: list = []
+            while not shadows and time.monotonic() < deadline:
+                shadows = [t for t in gw.gateway.traces.list(limit=20)
+                           if (t["request"] or {}).get("shadow_of") == live_id]
+                time.sleep(0.05)
+            assert shadows and shadows[0]["arm"] == "shadow" and shadows[0]["release"] == new.id
+            assert gw.gateway.traces.get(live_id)["arm"] == "stable"
+        store.close()

@@ -62,8 +62,9 @@ def serve(
     from rung.ops.gateway.service import Gateway
 
     gateway = Gateway(cfg)
-    names = gateway.resolver.names() if hasattr(gateway.resolver, "names") else []
-    con.print(f"rung serve: http://{host}:{port} ({cfg.source}; serving {', '.join(names) or '(nothing)'}; "
-              f"store {cfg.paths.store})")
+    names = getattr(gateway.resolver, "names", None)
+    what = (f"candidates {', '.join(names())}" if callable(names)
+            else f"releases live on {s.channel} and its tenant channels")
+    con.print(f"rung serve: http://{host}:{port} ({cfg.source}; {what}; store {cfg.paths.store})")
     uvicorn.run(create_app(gateway), host=host, port=port, log_level=log_level, access_log=False,
                 timeout_graceful_shutdown=10)

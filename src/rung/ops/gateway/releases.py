@@ -207,7 +207,7 @@ class ReleaseResolver:
         cfg = self._release_config(rel)
         cand = apply_flags(cfg.candidates[rel.candidate], flags)
         return build_target(cfg, rel.candidate, self.hub, self.injection, release=rel.id, candidate=cand,
-                            default_guardrails=self.serving.guardrails)
+                            defaults_from=self.config)
 
     def _release_config(self, rel: Any) -> RungConfig:
         """The release's own rung.yaml and files, materialized once under .rung/serving/<id>/."""

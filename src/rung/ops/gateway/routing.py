@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from rung.config import ModelConfig, Price, RungConfig
-from rung.config.serving import GuardrailsConfig, ServingConfig
+from rung.config.serving import ServingConfig
 from rung.errors import ConfigError, RungError, did_you_mean
 
 if TYPE_CHECKING:
@@ -285,16 +285,19 @@ def serving_config(config: RungConfig) -> ServingConfig:
 def build_target(config: RungConfig, name: str, hub: ModelHub, injection: InjectionClassifiers, *,
                  served_as: str | None = None, owners: frozenset[str] | None = None,
                  release: str | None = None, channel: str | None = None, candidate: Any = None,
-                 default_guardrails: GuardrailsConfig | None = None) -> ServedTarget:
+                 defaults_from: RungConfig | None = None) -> ServedTarget:
     """A candidate of `config` (or `candidate`, e.g. with a channel's flags applied) made
-    servable: its pipeline over the shared model, its guardrails (its own, else the default)."""
+    servable: its pipeline over the shared model, its guardrails (its own, else serving.guardrails
+    of `defaults_from`, the project being served, or of `config`)."""
     from rung.ops.guardrails import Guardrails
     from rung.pipeline.components import build_components
     from rung.pipeline.pipeline import Pipeline
 
     cand = candidate if candidate is not None else config.candidates[name]
-    gcfg = cand.guardrails if cand.guardrails is not None else (
-        default_guardrails if default_guardrails is not None else serving_config(config).guardrails)
+    gcfg, gconfig = cand.guardrails, config
+    if gcfg is None:  # the default of the project being served (its files resolve from there)
+        gconfig = defaults_from or config
+        gcfg = serving_config(gconfig).guardrails
     components = build_components(config, cand)
     gate = None
     if gcfg is not None and gcfg.refusal_gate is not None and components.refusal_gate is not None:
@@ -302,7 +305,7 @@ def build_target(config: RungConfig, name: str, hub: ModelHub, injection: Inject
         components = replace(components, refusal_gate=None)  # the guardrail runs it, once
     inj = None
     if gcfg is not None and gcfg.injection is not None:
-        inj = injection.factory(config, gcfg.injection.examples, gcfg.injection.examples_weight)
+        inj = injection.factory(gconfig, gcfg.injection.examples, gcfg.injection.examples_weight)
     guards = Guardrails(gcfg, refusal_gate=gate, injection=inj,
                         pipeline_requires_citations=cand.require_citations)
     model, served_adapter = hub.model_for(config, cand)

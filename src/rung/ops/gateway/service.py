@@ -195,21 +195,24 @@ class Gateway:
                                "rate_limit_exceeded", "rate_limit_error",
                                headers={"Retry-After": RateLimiter.retry_after(wait)})
 
-    def resolve(self, key: ApiKey, model: str | None) -> ServedTarget:
+    def resolve(self, key: ApiKey, model: str | None, user: str | None = None,
+                request_id: str | None = None) -> ServedTarget:
         try:
-            return self.resolver.resolve(key.tenant, model)
+            return self.resolver.resolve(key.tenant, model, user=user or None, request_id=request_id)
         except RoutingError as e:
             raise GatewayError(e.status, str(e), e.code, param="model") from None
 
     async def chat(self, key: ApiKey, req: ChatRequest) -> ChatOutcome:
         """Answer one chat request; the trace is committed before this returns."""
         t0 = time.perf_counter()
-        target = self.resolve(key, req.model)
         if not self.ready:
             raise GatewayError(503, "the gateway is still loading its models (see /readyz)", "not_ready",
                                "server_error", headers={"Retry-After": "5"})
-        labels = self.metrics.target_labels(target, key.tenant)
         trace_id = new_trace_id()
+        target = await asyncio.get_running_loop().run_in_executor(
+            self.executor, self.resolve, key, req.model, req.user or str((req.metadata or {}).get("user") or ""),
+            trace_id)
+        labels = self.metrics.target_labels(target, key.tenant)
         loop = asyncio.get_running_loop()
         self.metrics.in_flight.inc()
         try:
@@ -238,7 +241,24 @@ class Gateway:
         if outcome.record is not None and outcome.record.labels_status == "pending" and self.labeler is not None:
             self.labeler.enqueue(trace_id)
         self._measure(outcome, labels, t0)
+        if target.shadow is not None:  # a rollout in shadow mode: a copy, answered after this one
+            self.executor.submit(self._shadow, key, req, target.shadow, trace_id)
         return outcome
+
+    def _shadow(self, key: ApiKey, req: ChatRequest, target: ServedTarget, live_id: str) -> None:
+        """Answer a copy of a request with the shadow release and store its trace (arm "shadow",
+        request.shadow_of = the live trace); the user never sees it."""
+        trace_id = new_trace_id()
+        try:
+            outcome = self._answer(key, req, target, trace_id, time.perf_counter())
+            assert outcome.record is not None
+            outcome.record.arm = "shadow"
+            outcome.record.request["shadow_of"] = live_id
+            self.traces.write(outcome.record)
+            if outcome.record.labels_status == "pending" and self.labeler is not None:
+                self.labeler.enqueue(trace_id)
+        except Exception as e:  # noqa: BLE001 - a shadow failure never reaches the user
+            log.warning("shadow answer for %s failed: %s", live_id, e)
 
     def _count(self, labels: dict[str, str], status: str, t0: float, error_type: str = "") -> None:
         self.metrics.requests.labels(**labels, status=status).inc()
@@ -338,8 +358,9 @@ class Gateway:
         finish = "stop"
         if blocked is not None:
             text, citations, finish = guards.refusal_message, [], "content_filter"
-        elif answer is not None and any(e.get("event") == "truncated" for e in answer.trace.events):
-            finish = "length"
+        elif answer is not None and target.pipeline.candidate.answer.mode != "extractive" \
+                and any(e.get("event") == "truncated" for e in answer.trace.events):
+            finish = "length"  # (an extractive answer is quoted: the model's cut reply only decided refusal)
         refused = False
         if blocked is None and answer is not None:
             from rung.text.refusal import detect_refusal

@@ -109,7 +109,7 @@ def snapshot(config: RungConfig, candidate: str | None) -> Snapshot:
         "refusal_gate": _refusal_gate(config, cand, files),
         "schemas": _schemas(config, cand, files),
         "tools": _tools(config, cand, files),
-        "guardrails": None,  # rung has no guardrail settings yet; the gateway's will go here
+        "guardrails": _guardrails(config, cand, files),
     }
     content["files"] = dict(sorted(files.hashes.items()))
     record = _record(config, name, cand, mcfg)
@@ -312,6 +312,29 @@ def _tools(config: RungConfig, cand: CandidateConfig, files: _Files) -> dict[str
         key = files.add(path)
         out[t] = {"file": key, "sha256": files.hashes[key]}
     return out
+
+
+def _guardrails(config: RungConfig, cand: CandidateConfig, files: _Files) -> dict[str, Any] | None:
+    """The candidate's own `guardrails:` (rung serve) and the injection classifier's example
+    file, copied (a release served without its own guardrails gets serving.guardrails)."""
+    g = cand.guardrails
+    if g is None:
+        return None
+    out: dict[str, Any] = {"config": g.model_dump(mode="json", by_alias=True)}
+    examples = g.injection.examples if g.injection is not None else None
+    if examples:
+        path = config.resolve(examples)
+        if not path.is_file():
+            what = "a folder: give one JSONL/YAML file of cases to release it" if path.is_dir() else "no such file"
+            raise ConfigError(f"{config.source}: candidates.{cand_name(config, cand)}.guardrails.injection."
+                              f"examples: {path}: {what}")
+        key = files.add(path)
+        out["injection_examples"] = {"file": key, "sha256": files.hashes[key]}
+    return out
+
+
+def cand_name(config: RungConfig, cand: CandidateConfig) -> str:
+    return next((n for n, c in config.candidates.items() if c is cand), "?")
 
 
 def _scalar(v: Any) -> Any:
