@@ -185,6 +185,9 @@ def test_injection_classifier_quality_on_the_s_labs_test_split(tmp_path: Path, m
     clf = InjectionClassifier(cache_dir=tmp_path)
     m = evaluate(clf)
     assert m["accuracy"] >= 0.93 and m["f1"] >= 0.93, m
+    texts = injection.read_split("validation")[0][:300]  # the fast scorer is the fitted pipeline
+    slow = clf._model.predict_proba(texts)[:, 1]
+    assert max(abs(a - b) for a, b in zip(clf.probabilities(texts), slow)) < 1e-9
     assert list(tmp_path.glob("injection-*.pkl"))  # cached for the next start
     monkeypatch.setattr(injection, "_LOADED", {})
     again = InjectionClassifier(cache_dir=tmp_path).load()

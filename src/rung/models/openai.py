@@ -131,6 +131,11 @@ class OpenAIModel:
         total = len(requests)
         if total == 0:
             return []
+        if total == 1:  # one request (the gateway's case): on this thread, no pool to start
+            completion = self._complete(requests[0], threading.Event())
+            if progress is not None:
+                progress(1, 1)
+            return [completion]
         abort = threading.Event()
         results: list[Completion | None] = [None] * total
         pool = ThreadPoolExecutor(max_workers=min(self.concurrency, total),

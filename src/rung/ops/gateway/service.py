@@ -209,14 +209,11 @@ class Gateway:
             raise GatewayError(503, "the gateway is still loading its models (see /readyz)", "not_ready",
                                "server_error", headers={"Retry-After": "5"})
         trace_id = new_trace_id()
-        target = await asyncio.get_running_loop().run_in_executor(
-            self.executor, self.resolve, key, req.model, req.user or str((req.metadata or {}).get("user") or ""),
-            trace_id)
-        labels = self.metrics.target_labels(target, key.tenant)
         loop = asyncio.get_running_loop()
+        labels = self.metrics.target_labels(None, key.tenant)  # (an unresolved name is no label: unbounded)
         self.metrics.in_flight.inc()
         try:
-            fut = loop.run_in_executor(self.executor, self._answer, key, req, target, trace_id, t0)
+            fut = loop.run_in_executor(self.executor, self._route_and_answer, key, req, trace_id, t0)
             try:
                 outcome = await asyncio.wait_for(fut, self.serving.limits.timeout_s)
             except TimeoutError:
@@ -226,6 +223,8 @@ class Gateway:
             except GatewayError as e:
                 self._count(labels, "error", t0, e.code)
                 raise
+            target = outcome.target
+            labels = self.metrics.target_labels(target, key.tenant)
             t_write = time.perf_counter()
             try:
                 assert outcome.record is not None
@@ -244,6 +243,13 @@ class Gateway:
         if target.shadow is not None:  # a rollout in shadow mode: a copy, answered after this one
             self.executor.submit(self._shadow, key, req, target.shadow, trace_id)
         return outcome
+
+    def _route_and_answer(self, key: ApiKey, req: ChatRequest, trace_id: str, t0: float) -> ChatOutcome:
+        """On a worker thread: the target (a rollout's arm is chosen per user, else per request),
+        then the answer."""
+        user = req.user or str((req.metadata or {}).get("user") or "")
+        target = self.resolve(key, req.model, user, trace_id)
+        return self._answer(key, req, target, trace_id, t0)
 
     def _shadow(self, key: ApiKey, req: ChatRequest, target: ServedTarget, live_id: str) -> None:
         """Answer a copy of a request with the shadow release and store its trace (arm "shadow",

@@ -125,6 +125,7 @@ class InjectionClassifier:
     examples: ExampleSet = field(default_factory=ExampleSet)
     cache_dir: Path | None = None
     _model: Any = field(default=None, repr=False)
+    _fast: Any = field(default=None, repr=False)
     loaded_from_cache: bool = False
 
     def load(self) -> InjectionClassifier:
@@ -171,7 +172,49 @@ class InjectionClassifier:
         if not texts:
             return []
         self.load()
-        return [float(p) for p in self._model.predict_proba(list(texts))[:, 1]]
+        if self._fast is None:
+            self._fast = _FastScorer(self._model)
+        return [self._fast(t) for t in texts]
+
+
+class _FastScorer:
+    """The fitted pipeline's probability for one text without scikit-learn's per-call overhead
+    (input validation, sparse matrices): the same analyzers, sublinear tf x idf, l2 norm and
+    logistic regression, on a dict of n-grams. ~0.2 ms instead of ~3 ms a request; equal to
+    predict_proba to 1e-9 (tested)."""
+
+    def __init__(self, model: Any) -> None:
+        union, lr = model.steps[0][1], model.steps[-1][1]
+        coef = lr.coef_.ravel()
+        self.bias = float(lr.intercept_[0])
+        self.parts = []
+        offset = 0
+        for _, vec in union.transformer_list:
+            vocab = vec.vocabulary_
+            idf = vec.idf_
+            weights = {term: (float(idf[i]), float(coef[offset + i])) for term, i in vocab.items()}
+            self.parts.append((vec.build_analyzer(), weights, bool(vec.sublinear_tf)))
+            offset += len(vocab)
+
+    def __call__(self, text: str) -> float:
+        import math
+
+        z = self.bias
+        for analyze, weights, sublinear in self.parts:
+            counts: dict[str, int] = {}
+            for gram in analyze(text):
+                if gram in weights:
+                    counts[gram] = counts.get(gram, 0) + 1
+            if not counts:
+                continue
+            norm2 = dot = 0.0
+            for gram, n in counts.items():
+                idf, c = weights[gram]
+                v = ((1.0 + math.log(n)) if sublinear else n) * idf
+                norm2 += v * v
+                dot += v * c
+            z += dot / math.sqrt(norm2)
+        return 1.0 / (1.0 + math.exp(-z)) if z > -700 else 0.0
 
 
 def evaluate(classifier: InjectionClassifier, split: str = "test") -> dict[str, float]:
