@@ -58,6 +58,7 @@ def example_project(root: Path) -> dict[str, str]:
 
 knowledge:
 """, 1)
+    text = text[:text.index("\nserving:\n")] + text[text.index("\ntune:\n"):]  # the example's own, replaced
     text += """
 serving:
   batching: {max_wait_ms: 25, max_batch: 8}

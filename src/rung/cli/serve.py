@@ -33,12 +33,23 @@ def serve(
                                 "use more than one for upstream (OpenAI-compatible) models."),
     log_level: str = typer.Option("info", "--log-level", help="uvicorn log level: critical, error, warning, "
                                   "info, debug."),
+    print_adapters: bool = typer.Option(False, "--print-adapters",
+                                        help="Print the adapter names requests carry to each OpenAI-compatible "
+                                        "model (name-<content digest>), as vLLM's --lora-modules NAME=PATH "
+                                        "arguments, and exit."),
 ) -> None:
     """Serve rung.yaml's candidates as an OpenAI-compatible API: API keys per tenant (`rung keys`),
     guardrails, micro-batching, traces (`rung traces`) and /metrics."""
     import uvicorn
 
     cfg = load(config)
+    if print_adapters:
+        from rung.ops.gateway.upstream import served_adapter_names
+
+        for name, mcfg in cfg.models.items():
+            for adapter, served in served_adapter_names(mcfg, cfg.root).items():
+                typer.echo(f"{name}\t{served}={cfg.resolve(mcfg.adapters[adapter]).resolve()}")
+        return
     s = cfg.serving
     host = host or s.host
     port = s.port if port is None else port

@@ -207,18 +207,18 @@ class ModelHub:
             model = raw
         else:
             from rung.models.local import LocalModel
+            from rung.ops.gateway.batching import BatchingModel
 
             raw = LocalModel.from_config(cfg.model_copy(update={"adapters": {}}), config.root)
-            model = raw
             b = self.serving.batching
-            if b.enabled:
-                from rung.ops.gateway.batching import BatchingModel
-
-                cb = None
-                if self.on_batch is not None:
-                    hook = self.on_batch
-                    cb = lambda n, wait, took, _m=name: hook(_m, n, wait, took)
-                model = batching = BatchingModel(raw, b.max_wait_ms, b.max_batch, cb)
+            cb = None
+            if self.on_batch is not None:
+                hook = self.on_batch
+                cb = lambda n, wait, took, _m=name: hook(_m, n, wait, took)  # noqa: E731
+            # a local model answers one generate call at a time (it is not thread-safe: the
+            # resident adapter is switched per batch); without batching, one request per call
+            model = batching = (BatchingModel(raw, b.max_wait_ms, b.max_batch, cb) if b.enabled
+                                else BatchingModel(raw, 0.0, 1, cb))
         if self.serving.cache and self.cache_path is not None:
             from rung.models.cache import CachedModel, ResponseCache
 
