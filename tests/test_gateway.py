@@ -298,8 +298,14 @@ def test_cli_keys_and_traces(env: Env, tmp_path: Path) -> None:
     exported = run_rung("traces", "export", str(out), "--tenant", "acme", "-c", str(env.root))
     assert exported.returncode == 0, exported.stderr
     lines = [json.loads(x) for x in out.read_text().splitlines()]
-    assert lines and all(set(x) >= {"id", "messages", "output", "contexts", "metadata", "labels"} for x in lines)
-    assert all(x["metadata"]["tenant"] == "acme" for x in lines)
+    assert lines and all(set(x) >= {"id", "messages", "output", "contexts", "metadata"} for x in lines)
+    assert all(x["metadata"]["trace"]["tenant"] == "acme" for x in lines)
+    from rung.evals.score_file import read_outputs
+
+    parsed = read_outputs(out)  # what `rung score` reads
+    assert len(parsed) == len(lines)
+    rag = [p for p, x in zip(parsed, lines) if "candidate:rag" in x["tags"] and x["citations"]]
+    assert rag and rag[0].answer.trace.retrieved and rag[0].answer.citations == ["returns"]
     assert run_rung("traces", "list", "-n", "3", "-c", str(env.root)).returncode == 0
 
 

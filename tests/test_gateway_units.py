@@ -296,7 +296,12 @@ def test_trace_store_groups_writes_and_exports_the_score_format(tmp_path: Path) 
     lines = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()]
     assert n == 20 and {x["id"] for x in lines} == {r.id for r in recs}
     first = next(x for x in lines if x["id"] == recs[0].id)
-    assert first["messages"][0]["content"] == "q0" and first["output"] == "a0" and first["contexts"] == ["t"]
-    assert first["metadata"]["request_metadata"] == {"jurisdiction": "EU"} and "blocked:pii" in first["tags"]
-    assert next(x for x in lines if x["id"] == recs[1].id)["metadata"]["feedback"][0]["labels"] == {"success": True}
+    assert first["messages"][0]["content"] == "q0" and first["output"] == "a0"
+    assert first["contexts"][0]["id"] == "returns#0" and first["contexts"][0]["text"] == "t"
+    assert first["metadata"]["jurisdiction"] == "EU" and "blocked:pii" in first["tags"]
+    second = next(x for x in lines if x["id"] == recs[1].id)
+    assert second["metadata"]["trace"]["feedback"][0]["labels"] == {"success": True}
+    from rung.evals.score_file import read_outputs
+
+    assert len(read_outputs(tmp_path / "out.jsonl")) == 20  # `rung score` reads it
     store.close()

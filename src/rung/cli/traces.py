@@ -86,7 +86,8 @@ def export(
     config: Path = CONFIG_OPTION,
     store: str = STORE_OPTION,
 ) -> None:
-    """Write traces as JSONL in the `rung score` format: {id, messages, output, contexts, tags,
-    metadata, labels} a line, oldest first."""
+    """Write traces as JSONL that `rung score` reads: {id, messages, output, contexts, citations,
+    latency_ms, tokens, model, tags, metadata (with the trace: tenant, release, labels, feedback)}
+    a line, oldest first."""
     n = _traces(config, store).export_jsonl(out, tenant, since)
     console().print(f"wrote {n} trace(s) to {out}")

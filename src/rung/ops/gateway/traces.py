@@ -13,8 +13,10 @@ redacted when the pii guardrail is on, metadata, response format), the output (r
 way), the retrieved chunks, citations, guardrail events, timings by step, tokens and cost; then
 online labels (the background labeller) and human feedback (POST /v1/feedback).
 
-`export_jsonl` writes the `rung score` format: one JSON object a line with id, messages, output,
-contexts, metadata (everything else) and labels.
+`export_jsonl` writes what `rung score` reads (rung.evals.score_file): one line per trace with
+id, messages, output, contexts (the retrieved chunks), citations, latency, tokens, model, tags,
+and metadata (the request's own, plus `trace`: tenant, release, channel, guardrail events,
+timings, cost, online labels, feedback).
 """
 
 from __future__ import annotations
@@ -283,29 +285,34 @@ class TraceStore:
 
 
 _META_KEYS = ("created_at", "tenant", "model", "candidate", "release", "channel", "arm", "adapter",
-              "model_id", "status", "finish_reason", "citations", "guardrails", "timings", "tokens_in",
-              "tokens_out", "cost", "feedback", "labels_status")
+              "model_id", "status", "finish_reason", "guardrails", "timings", "cost", "feedback", "labels",
+              "labels_status")
 
 
 def score_line(row: dict[str, Any]) -> dict[str, Any]:
-    """One trace as a `rung score` input line: {id, messages, output, contexts, metadata, labels}
-    (request metadata such as jurisdiction is under metadata.request_metadata; tags name the
-    tenant, the served candidate and a guardrail block)."""
+    """One trace as a `rung score` input line (rung.evals.score_file): id, messages, output,
+    contexts (the retrieved chunks: id, doc_id, text, score, metadata), citations, latency_ms,
+    tokens, model, tags (tenant, candidate, a guardrail block) and metadata (the request's own
+    metadata, plus the trace's tenant, release, channel, guardrail events, timings, cost, online
+    labels and human feedback)."""
     request = row.get("request") or {}
-    meta = {k: row.get(k) for k in _META_KEYS}
-    if request.get("metadata"):
-        meta["request_metadata"] = request["metadata"]
+    meta: dict[str, Any] = dict(request.get("metadata") or {})
+    meta["trace"] = {k: row.get(k) for k in _META_KEYS}
     if request.get("response_format"):
-        meta["response_format"] = request["response_format"]
+        meta["trace"]["response_format"] = request["response_format"]
     tags = [f"tenant:{row.get('tenant')}", f"candidate:{row.get('candidate')}"]
     blocked = [g.get("reason") for g in row.get("guardrails") or [] if g.get("action") == "block"]
     if blocked:
         tags.append(f"blocked:{blocked[0]}")
+    contexts = [{"id": c.get("id", ""), "doc_id": c.get("doc_id", ""), "text": c.get("text", ""),
+                 "score": c.get("score") or 0.0, "metadata": c.get("metadata") or {}}
+                for c in row.get("contexts") or []]
     line: dict[str, Any] = {"id": row["id"], "messages": request.get("messages") or [],
-                            "output": row.get("output") or "",
-                            "contexts": [c.get("text", "") for c in row.get("contexts") or []],
-                            "tags": tags, "metadata": meta, "labels": row.get("labels") or {}}
-    chunk_ids = [c.get("id") for c in row.get("contexts") or []]
-    if chunk_ids:
-        meta["context_ids"] = chunk_ids
+                            "output": row.get("output") or "", "contexts": contexts,
+                            "citations": list(row.get("citations") or []),
+                            "latency_ms": (row.get("timings") or {}).get("total"),
+                            "tokens_in": row.get("tokens_in") or 0, "tokens_out": row.get("tokens_out") or 0,
+                            "model": row.get("model_id") or row.get("model") or "", "tags": tags, "metadata": meta}
+    if line["latency_ms"] is None:
+        del line["latency_ms"]
     return line
