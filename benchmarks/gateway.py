@@ -61,7 +61,8 @@ def pct(values: list[float], q: float) -> float:
 
 
 def load() -> str:
-    return "load average %.2f %.2f %.2f" % os.getloadavg()
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f}"
 
 
 def log(msg: str) -> None:
@@ -74,9 +75,9 @@ class StubProcess:
     """The OpenAI test stub in its own process (so it does not share this one's GIL)."""
 
     def __enter__(self) -> str:
-        code = ("import sys, time; sys.path.insert(0, %r)\n"
+        code = (f"import sys, time; sys.path.insert(0, {str(ROOT / 'tests')!r})\n"
                 "from openai_stub import StubState, serve\n"
-                "with serve(StubState()) as url:\n    print(url, flush=True)\n    time.sleep(1e9)\n") % str(ROOT / "tests")
+                "with serve(StubState()) as url:\n    print(url, flush=True)\n    time.sleep(1e9)\n")
         self.proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
         return self.proc.stdout.readline().strip()
 
