@@ -217,3 +217,13 @@ def test_batched_latency_is_throughput_the_probe_is_one_request(tmp_path: Path) 
     assert s.p95_latency_ms >= 8 * 0.02 * 1000 * 0.95
     assert s.served_p95_latency_ms < s.p95_latency_ms / 3
     assert s.throughput_rps == pytest.approx(8 / (8 * 0.02), rel=0.5)
+
+
+def test_rung_eval_prints_served_and_batched_latency(tmp_path: Path, stub) -> None:
+    from clirun import run_rung
+
+    _project(tmp_path, stub, probe="{cases: 2}")
+    r = run_rung("eval", "-c", "rung.yaml", "-C", "plain", cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "p95 latency ms, as served" in r.stdout and "p95 latency ms, batched" in r.stdout
+    assert "requests/s, batched" in r.stdout

@@ -40,10 +40,19 @@ def summary_table(s: RunSummary) -> Table:
         t.add_row(f"{name} {arrow}", _num(m.mean, digits), interval, str(m.n),
                   str(m.not_measured) if m.not_measured else "")
     t.add_section()
-    for label, v, d in (("p50 latency ms", s.p50_latency_ms, 0), ("p95 latency ms", s.p95_latency_ms, 0),
-                        ("p99 latency ms", s.p99_latency_ms, 0),
-                        ("cost per 1k requests", s.cost_per_1k_requests, 4)):
-        t.add_row(label, _num(v, d), "", "", "")
+    if s.served_p95_latency_ms is not None:  # the latency probe: one request as it is served
+        at = f"{s.served_concurrency} at a time" if s.served_concurrency else ""
+        for label, v in (("p50 latency ms, as served", s.served_p50_latency_ms),
+                         ("p95 latency ms, as served", s.served_p95_latency_ms)):
+            t.add_row(label, _num(v, 0), at, str(len(s.served_latencies_ms)), "")
+    batched = f"batch {s.throughput_batch_size}" if s.throughput_batch_size else ""
+    for label, v, d in (("p50 latency ms, batched", s.p50_latency_ms, 0),
+                        ("p95 latency ms, batched", s.p95_latency_ms, 0),
+                        ("p99 latency ms, batched", s.p99_latency_ms, 0)):
+        t.add_row(label, _num(v, d), batched, "", "")
+    if s.throughput_rps is not None:
+        t.add_row("requests/s, batched", _num(s.throughput_rps, 2), batched, "", "")
+    t.add_row("cost per 1k requests", _num(s.cost_per_1k_requests, 4), "", "", "")
     if s.errors:
         t.add_row("[red]errors[/]", str(s.errors), "", "", "")
     return t
