@@ -149,3 +149,17 @@ def test_what_would_change_is_one_line_per_distinct_change() -> None:
     assert sorted(same.targets) == ["hallucination", "task_success"]
     assert sum("L0 'c0'" in w for w in d.what_would_change) == 1
     assert len(d.what_would_change) == len(set(d.what_would_change))
+
+
+def test_a_level0_that_misses_only_the_latency_budget_is_diagnosed_as_a_budget() -> None:
+    """Two wrong answers out of six do not explain a miss that is only P95: the cause is the budget."""
+    run = _run("rag", [_result(i, ts=1.0 if i < 5 else 0.0, hit=1.0) for i in range(6)])
+    for r in run.results:
+        r.answer.timings_ms["total"] = 4000.0
+    decision = decide_from_evidence([_ev(run, ["prompt", "retrieval"])], _ready(),
+                                    Constraints(min_cases_per_tag=1, task_success_target=0.8,
+                                                p95_latency_ms=1500))
+    diag = decision.diagnosis
+    assert diagnose_run(run).dominant == IGNORED  # the run's own failing cases ...
+    assert diag.cause == "budget" and "misses p95_latency_ms" in diag.sentence  # ... not why L0 fails
+    assert diag.advice.startswith("latency:")

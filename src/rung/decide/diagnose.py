@@ -20,7 +20,8 @@ retriever finds a source, and how often the answer is right when it does.
 
 `diagnose_level0(assessments)` (pure: Evidence carries each run's `RunDiagnosis`) picks the
 level-0 candidate closest to the targets (among those that retrieve, when any does), names its
-dominant cause in one sentence with the numbers, compares retrieval with no retrieval (is rag
+dominant cause among those that explain the targets it misses (a latency or cost budget is
+explained by none: the cause is then "budget") in one sentence with the numbers, compares retrieval with no retrieval (is rag
 better than bare?), and gives the advice that follows from the cause, e.g. "the retriever finds
 the source in 83% of answerable cases but the answer is right in 0% of those: try a stronger base
 model or extractive answers, not weights".
@@ -48,6 +49,13 @@ TITLES = {
     UNEXPLAINED: "no signal to tell why",
 }
 EXAMPLES = 3  # case ids kept per cause
+# a failing target -> the causes that can explain it (a budget is explained by none of them)
+RELEVANT = {
+    "task_success": set(CAUSES),
+    "hallucination": {RETRIEVAL, IGNORED, NO_RETRIEVAL, UNEXPLAINED},
+    "refusal_correct": {OVER, UNDER},
+    "schema_valid": {FORMAT},
+}
 
 
 @dataclass
@@ -232,12 +240,14 @@ def diagnose_level0(assessments: list[Assessment]) -> Diagnosis | None:
     d = subject.evidence.diagnosis
     assert d is not None
     vs = _retrieval_vs_none(l0)
-    cause = d.dominant
-    if cause is None:  # every case passes its own checks; the gap is a budget (latency / cost)
+    relevant = set().union(*(RELEVANT.get(c.metric, ()) for c in subject.failing))
+    counts = {c: n for c, n in d.counts.items() if c in relevant}
+    cause = max(counts, key=lambda c: (counts[c], -CAUSES.index(c))) if counts else None
+    if cause is None:  # the targets it misses are budgets (latency / cost), not the answers
         failing = ", ".join(c.metric for c in subject.failing) or "nothing"
         return Diagnosis(subject.candidate, subject.label, "budget", "a budget, not the answers",
-                         f"{subject.label} answers every case correctly by its scorers; it misses "
-                         f"{failing}", _budget_advice(subject), [], vs,
+                         f"{subject.label} meets its answer targets; it misses {failing}",
+                         _budget_advice(subject), [], vs[0] if vs else "",
                          [a.evidence.diagnosis for a in l0 if a.evidence.diagnosis])
     sentence, advice = _explain(cause, d, subject.label, vs)
     breakdown = [f"{TITLES[c]}: {n} of {d.failing} failing cases"
