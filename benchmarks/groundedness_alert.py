@@ -155,8 +155,8 @@ def simulate(p_true: float, p_baseline: float, n_eval: int, *, alpha: float, min
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--no-embedder", action="store_true")
-    ap.add_argument("--days", type=float, default=7.0, help="simulated days of a healthy release")
-    ap.add_argument("--rps", type=float, default=0.1, help="labelled requests per second")
+    ap.add_argument("--days", type=float, default=2.0, help="simulated days of a healthy release")
+    ap.add_argument("--rps", type=float, default=0.05, help="labelled requests per second")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
     t0 = time.time()
@@ -173,28 +173,35 @@ def main() -> None:
               f"names only: {r['unsupported_by_names_only']}")
     fa = res["paraphrase"]["rate"]
     det = res["conflict"]["rate"]
-    # a healthy release whose answers paraphrase as fitz-gov's do: its flag rate IS the false-alarm
-    # rate, on eval and live alike; the eval run (200 answers) estimates it with noise
-    print(f"\nalert simulation: {args.rps:g} labelled requests/s, evaluated every 30 s, eval baseline "
-          f"from 200 answers; healthy flag rate {fa:.3f}; bad release: 25% of answers contradict their "
-          f"sources (flag rate {fa * 0.75 + det * 0.25:.3f})")
-    grid = [(0.05, 0.0, 15, 0), (0.01, 0.0, 15, 0), (0.01, 0.05, 15, 0), (0.01, 0.05, 15, 5),
-            (0.001, 0.05, 15, 5), (0.01, 0.1, 15, 5)]
+    # The rule tests a window against the release's own eval rate, so what matters is how often a
+    # healthy release (flag rate = its eval rate p0, estimated from 200 eval answers) pages, and
+    # how fast a bad one (20% of answers now contain an unsupported claim, flagged with the
+    # detection rate above) is caught. p0 = 0.025: the example's extractive release; 0.3: a
+    # release that paraphrases some of the time; the measured false-alarm rate itself
+    # (paraphrasing answers throughout) is above max_baseline: the rule does not test there.
+    print(f"\nalert simulation: {args.rps:g} labelled requests/s, evaluated every 30 s, {args.days:g} days "
+          "per healthy run, eval baseline from 200 answers, 3 seeds")
+    grid = [(0.05, 0.0, 0), (0.01, 0.0, 0), (0.01, 0.05, 0), (0.01, 0.05, 5), (0.001, 0.05, 5)]
     rows = []
-    for alpha, inc, win, hold in grid:
-        healthy = [simulate(fa, fa, 200, alpha=alpha, min_increase=inc, window_min=win, for_min=hold,
-                            min_requests=50, rps=args.rps, days=args.days, seed=s)[0] for s in range(3)]
-        bad = [simulate(fa * 0.75 + det * 0.25, fa, 200, alpha=alpha, min_increase=inc, window_min=win,
-                        for_min=hold, min_requests=50, rps=args.rps, days=0.25, seed=10 + s)[1] for s in range(3)]
-        per_week = sum(healthy) / (3 * args.days) * 7
-        caught = [b for b in bad if b is not None]
-        rows.append({"alpha": alpha, "min_increase": inc, "window_min": win, "for_min": hold,
-                     "healthy_pages_per_week": per_week,
-                     "bad_minutes_to_page": (sum(caught) / len(caught)) if caught else None,
-                     "bad_caught": f"{len(caught)}/3"})
-        print(f"  alpha {alpha:<6g} min_increase {inc:<5g} window {win:g} min for {hold:g} min: healthy "
-              f"{per_week:5.1f} pages/week; bad caught {len(caught)}/3 after "
-              f"{(sum(caught) / len(caught)) if caught else float('nan'):.1f} min")
+    for p0 in (0.025, 0.3, fa):
+        bad_rate = p0 + (1 - p0) * 0.2 * det
+        for alpha, inc, hold in grid:
+            if p0 > 0.5:
+                print(f"  p0 {p0:.3f}: above max_baseline 0.5: not tested (the rule says why instead)")
+                break
+            healthy = [simulate(p0, p0, 200, alpha=alpha, min_increase=inc, window_min=15, for_min=hold,
+                                min_requests=50, rps=args.rps, days=args.days, seed=s)[0] for s in range(3)]
+            bad = [simulate(bad_rate, p0, 200, alpha=alpha, min_increase=inc, window_min=15, for_min=hold,
+                            min_requests=50, rps=args.rps, days=0.25, seed=10 + s)[1] for s in range(3)]
+            per_week = sum(healthy) / (3 * args.days) * 7
+            caught = [b for b in bad if b is not None]
+            mins = (sum(caught) / len(caught)) if caught else None
+            rows.append({"p0": p0, "bad_rate": bad_rate, "alpha": alpha, "min_increase": inc, "for_min": hold,
+                         "healthy_pages_per_week": per_week, "bad_minutes_to_page": mins,
+                         "bad_caught": f"{len(caught)}/3"})
+            print(f"  p0 {p0:.3f} alpha {alpha:<6g} min_increase {inc:<5g} for {hold:g} min: healthy "
+                  f"{per_week:5.2f} pages/week; bad ({bad_rate:.3f}) caught {len(caught)}/3 after "
+                  f"{mins if mins is not None else float('nan'):.1f} min")
     if args.json:
         args.json.write_text(json.dumps({"method": method, "sets": res, "alert": rows}, indent=2))
 

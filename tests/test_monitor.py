@@ -219,3 +219,9 @@ def test_monitor_cli_once_deduplicates_across_runs_and_exports(tmp_path, receive
     assert p.returncode == 0, p.stderr
     page = (tmp_path / "m.html").read_text()
     assert "<svg" in page and "p95" in page
+
+
+def test_hallucination_rule_does_not_test_against_a_saturated_baseline():
+    rule = AlertRule(kind="hallucination_spike", min_requests=50)
+    c = evaluate_rule("h", rule, _traffic(0, 600, 1.0, halluc=0.95), Baseline(hallucination=0.9, n=200))
+    assert not c.evaluated and not c.breached and "max_baseline" in c.detail

@@ -132,6 +132,10 @@ class AlertRule(_Strict):
     alpha: float = Field(0.01, gt=0, lt=1)
     min_increase: float = Field(0.0, ge=0, le=1)
     baseline: float | None = Field(None, ge=0, le=1)  # instead of the release's eval run
+    # hallucination_spike: a release whose eval answers are flagged more often than this leaves
+    # the label no room to show a spike (paraphrasing answers: docs/operations.md); the rule then
+    # says so instead of testing
+    max_baseline: float = Field(0.5, gt=0, le=1)
     direction: Literal["up", "down", "both"] = "both"
     max_count: int = Field(0, ge=0)
     budget: float | None = Field(None, ge=0)

@@ -108,6 +108,10 @@ def _hallucination(name: str, rule: AlertRule, window: Sequence[TraceRecord], ba
     if n < rule.min_requests:
         return Condition(name, rule.kind, False, k / n, p0, n,
                          f"{n} labelled requests, {rule.min_requests} needed", evaluated=False)
+    if p0 > rule.max_baseline:
+        return Condition(name, rule.kind, False, k / n, p0, n,
+                         f"the eval baseline flags {p0:.0%} of answers (> max_baseline {rule.max_baseline:g}): "
+                         "the reference-free label cannot show a spike here; use a judge model", evaluated=False)
     p_test = _floor(baseline, p0)
     p = float(stats.binomtest(k, n, min(p_test, 1.0), alternative="greater").pvalue)
     r = k / n
