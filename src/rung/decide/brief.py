@@ -18,7 +18,9 @@ def decision_sentence(d: Decision) -> str:
     """The decision in one sentence (the headline holds every number)."""
     chosen = next((a for a in d.assessments if a.candidate == d.candidate), None)
     if d.action == "ship" and chosen is not None:
-        return (f"Ship level {d.level}: {chosen.label} ({_parts(chosen.evidence.parts)}) meets all "
+        parts = list(chosen.evidence.parts)
+        parts += ["adapter"] if d.level == 1 else ["fine-tuned weights"] if (d.level or 0) >= 2 else []
+        return (f"Ship level {d.level}: {chosen.label} ({_parts(parts)}) meets all "
                 f"{len(chosen.checks)} targets and budgets.")
     if d.action == "fix-level0":
         bound = d.constraints.get("hallucination_bound")
