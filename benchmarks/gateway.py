@@ -185,6 +185,7 @@ serving:
             for cand in ("plain", "guarded"):
                 sequential(gw.url, key, cand, 20)  # warm-up
                 results[f"gateway_{cand}"] = sequential(gw.url, key, cand, n)
+            results["server"] = _server_side(gw.url)  # the sequential requests (and warm-ups) only
             # the same through 8 concurrent clients: throughput of the gateway itself
             t0 = time.perf_counter()
             done = []
@@ -214,12 +215,40 @@ serving:
                          "gateway_p50_ms": pct(b, 50) * 1000, "gateway_p95_ms": pct(b, 95) * 1000,
                          "added_p50_ms": (pct(b, 50) - pct(a, 50)) * 1000,
                          "added_p95_ms": (pct(b, 95) - pct(a, 95)) * 1000}
+    srv = results["server"]
+    log(f"inside the gateway (means over the sequential requests, from its /metrics): request "
+        f"{srv['request_ms']:.2f} ms, of which model call {srv['model_ms']:.2f} ms and write-ahead trace commit "
+        f"{srv['trace_ms']:.2f} ms; the rest of the added time is HTTP (client, uvicorn, FastAPI)")
+    summary["server_side_means_ms"] = srv
     c8 = results["concurrent8"]
     log(f"8 concurrent clients (plain): {results['concurrent8_rps']:.0f} requests/s, "
         f"p50 {pct(c8, 50) * 1000:.1f} ms, p95 {pct(c8, 95) * 1000:.1f} ms")
     summary["concurrent8"] = {"rps": results["concurrent8_rps"], "p50_ms": pct(c8, 50) * 1000,
                               "p95_ms": pct(c8, 95) * 1000}
     return summary
+
+
+def _server_side(url: str) -> dict:
+    """Mean request duration, model-call duration and trace-commit wait from the gateway's /metrics."""
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    sums: dict[str, list[float]] = {}
+    for fam in text_string_to_metric_families(httpx.get(f"{url}/metrics").text):
+        for smp in fam.samples:
+            if smp.name.endswith(("_sum", "_count")):
+                base, kind = smp.name.rsplit("_", 1)
+                if kind == "count" and fam.type != "histogram":
+                    continue
+                sums.setdefault(base, [0.0, 0.0])[0 if kind == "sum" else 1] += smp.value
+
+    def mean(name: str) -> float:
+        s, n = sums.get(name, [0.0, 0.0])
+        return s / n * 1000 if n else float("nan")
+
+    return {"request_ms": mean("gen_ai_server_request_duration_seconds"),
+            "model_ms": mean("gen_ai_client_operation_duration_seconds"),
+            "trace_ms": mean("rung_trace_write_seconds")}
 
 
 # ---------------------------------------------------------------- batching
