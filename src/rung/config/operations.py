@@ -146,8 +146,10 @@ class AlertRule(_Strict):
 def _default_rules() -> dict[str, AlertRule]:
     return {
         "p95-latency": AlertRule(kind="p95_latency", severity="critical", factor=3.0),
-        "hallucination-spike": AlertRule(kind="hallucination_spike", severity="critical",
-                                         min_requests=50, min_increase=0.05),
+        # alpha 0.001 held 5 minutes: no page in 6 simulated days of a healthy release at eval
+        # rates 0.025 and 0.3 (benchmarks/groundedness_alert.py, docs/operations.md)
+        "hallucination-spike": AlertRule(kind="hallucination_spike", severity="critical", alpha=0.001,
+                                         for_minutes=5, min_requests=50, min_increase=0.05),
         "refusal-drift": AlertRule(kind="refusal_drift", min_requests=50, min_increase=0.1),
         "safety": AlertRule(kind="safety", severity="critical", min_requests=1),
         "cost": AlertRule(kind="cost"),
