@@ -56,38 +56,35 @@ class ReleaseResolver:
         self._configs: dict[str, RungConfig] = {}
         self._channels: dict[str, tuple[float, Any]] = {}
         self._lock = threading.RLock()
+        from rung.ops.rollout.assign import RolloutCache
+
+        self.rollouts = RolloutCache(store, ttl_s=CHANNEL_TTL_S)  # running rollouts: the arm per request
 
     # ------------------------------------------------------------ channels
 
-    def _state(self, channel: str) -> tuple[str | None, dict[str, str], Any]:
-        """(live release id, flags, running rollout) of a channel, cached CHANNEL_TTL_S."""
+    def _state(self, channel: str) -> tuple[str | None, dict[str, str]]:
+        """(live release id, flags) of a channel, cached CHANNEL_TTL_S."""
         now = time.monotonic()
         hit = self._channels.get(channel)
         if hit is not None and now - hit[0] < CHANNEL_TTL_S:
             return hit[1]
         from rung.ops.releases import channel_flags
-        from rung.ops.rollout.state import running_rollout
 
-        state = self.store.state(channel)
-        flags = channel_flags(self.store, channel)
-        rollout = running_rollout(self.store, channel)
-        value = (state.release_id, flags, rollout)
+        value = (self.store.state(channel).release_id, channel_flags(self.store, channel))
         self._channels[channel] = (now, value)
         return value
 
-    def _effective(self, tenant: str, base: str) -> tuple[str, str | None, dict[str, str], Any]:
-        """(channel, release id, flags, rollout) for `tenant` on base channel `base`: the tenant
-        channel when it has a release of its own, else the base channel with the tenant
-        channel's flags (which inherit the base channel's)."""
+    def _effective(self, tenant: str, base: str) -> tuple[str, str | None, dict[str, str]]:
+        """(channel, release id, flags) for `tenant` on base channel `base`: the tenant channel
+        when it has a release of its own, else the base channel with the tenant channel's flags
+        (which inherit the base channel's)."""
         own = f"{base}@{tenant}"
         if CHANNEL_RE.match(own):
-            rid, flags, rollout = self._state(own)
+            rid, flags = self._state(own)
             if rid is not None:
-                return own, rid, flags, rollout
-            base_rid, _, base_rollout = self._state(base)
-            return base, base_rid, flags, base_rollout
-        rid, flags, rollout = self._state(base)
-        return base, rid, flags, rollout
+                return own, rid, flags
+            return base, self._state(base)[0], flags
+        return base, *self._state(base)
 
     def _visible(self, tenant: str) -> list[str]:
         """Channels a tenant may use: every channel without a tenant, and its own."""
@@ -126,19 +123,17 @@ class ReleaseResolver:
             raise RoutingError(f"channel {name!r} belongs to another tenant", 403, "model_not_allowed")
         if at:
             channel = name
-            rid, flags, rollout = self._state(name)
+            rid, flags = self._state(name)
             if rid is None:
-                channel, rid, flags, rollout = self._effective(tenant, base)
+                channel, rid, flags = self._effective(tenant, base)
         else:
-            channel, rid, flags, rollout = self._effective(tenant, base)
+            channel, rid, flags = self._effective(tenant, base)
         if rid is None:
             raise RoutingError(f"channel {name!r} has no live release (rung release promote)", 404,
                                "model_not_found")
-        if rollout is None:
+        choice = self.rollouts.choose(channel, tenant, user, request_id, rid)
+        if choice.release in (None, rid) and choice.arm == "stable" and not choice.shadow:
             return self._target(rid, channel, flags, name)
-        from rung.ops.rollout.assign import choose
-
-        choice = choose(rollout, tenant, user, request_id, stable=rid)
         target = self._target(choice.release or rid, channel, flags, name, arm=choice.arm)
         if choice.shadow:
             shadow = self._target(choice.shadow, channel, flags, name, arm="shadow")
@@ -169,7 +164,7 @@ class ReleaseResolver:
         for ch in self.store.channels():
             if "@" in ch:
                 continue
-            rid, flags, _ = self._state(ch)
+            rid, flags = self._state(ch)
             if rid is None:
                 continue
             if progress is not None:
