@@ -23,8 +23,8 @@ level-0 candidate closest to the targets (among those that retrieve, when any do
 dominant cause among those that explain the targets it misses (a latency or cost budget is
 explained by none: the cause is then "budget") in one sentence with the numbers, compares
 retrieval with no retrieval (is rag better than bare?), and gives the advice that follows from
-the cause, e.g. "the retriever finds the source in 83% of answerable cases but the answer is right in 0% of those: try a stronger base
-model or extractive answers, not weights".
+the cause, e.g. "the retriever finds the source in 83% of answerable cases but the answer is
+right in 0% of those: try a stronger base model or extractive answers, not weights".
 """
 
 from __future__ import annotations
