@@ -41,8 +41,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, SQLAlchemyError
 
-from rung.core import Answer, Case, Score
 from rung.config import paths
+from rung.core import Answer, Case, Score
 from rung.errors import NoStoreError, StoreError
 from rung.evals.types import CaseResult, RunInfo, RunResult
 
