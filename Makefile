@@ -1,4 +1,5 @@
-# make demo         - fresh clone -> .venv -> install (locked) -> run rung on the bundled example
+# make demo         - fresh clone -> .venv -> install (locked) -> the whole story on the bundled example:
+#                     ladder, release, serve (rung serve + the openai client), rollout, monitor
 # make test         - same install plus test extras -> lint (ruff, mypy) -> the whole test suite
 # make lint         - ruff (pyproject [tool.ruff]) and mypy (strict on the public API, [tool.mypy])
 # make lock         - regenerate requirements.lock / embedded.lock from pyproject.toml (newest versions)
@@ -74,7 +75,7 @@ postgresql:
 	  else echo "note: postgresql not installed (apt-get install postgresql); its tests will be skipped"; fi; }
 
 demo: $(STAMP)
-	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(RUNG) ladder -c $(EXAMPLE) --sample $(SAMPLE)
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 $(RUNG) demo $(EXAMPLE) --sample $(SAMPLE)
 
 lint: $(STAMP)
 	$(PY) -m ruff check src tests benchmarks

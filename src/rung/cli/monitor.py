@@ -140,27 +140,9 @@ def _export(cfg, st, path: Path, channel: str | None) -> None:  # noqa: ANN001
 
 
 def _report(cfg, st, out: Path | None, since: float, traces: Path | None, channel: str | None) -> None:  # noqa: ANN001
-    from rung.ops.monitor.notify import read_log
-    from rung.ops.monitor.report import render_monitor_report
-    from rung.ops.rollout.state import ROLLOUT_KIND, iso_seconds
-    from rung.ops.tracesource import load_records
+    from rung.ops.monitor.report import write_monitor_page
 
-    records = load_records(cfg, since=since, file=traces, channel=channel)
-    alerts = [a for a in (read_log(cfg.resolve(cfg.monitor.log)) if cfg.monitor.log else [])
-              if a.get("at", 0) >= since and (channel is None or str(a.get("channel", "")).split("@")[0] == channel)]
-    rollout_events = []
-    for e in st.events():
-        if e.kind in (ROLLOUT_KIND, "promote", "rollback") and (channel is None or e.channel.split("@")[0] == channel):
-            at_s = iso_seconds(e.at)
-            if at_s >= since:
-                rollout_events.append({"at": at_s, "channel": e.channel,
-                                       "action": e.flag if e.kind == ROLLOUT_KIND else e.kind,
-                                       "weight": e.value if e.kind == ROLLOUT_KIND else "100",
-                                       "reason": e.reason})
-    path = out or cfg.path("reports") / "monitor.html"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_monitor_report(records, alerts=alerts, rollout_events=rollout_events,
-                                          bucket_minutes=cfg.monitor.bucket_minutes,
-                                          title=f"rung monitor: {cfg.project}"), encoding="utf-8")
-    console().print(f"wrote {escape(str(path))} ({len(records)} requests, {len(alerts)} alert events, "
-                    f"{len(rollout_events)} release events)")
+    page = write_monitor_page(cfg, st, out or cfg.path("reports") / "monitor.html", since, traces=traces,
+                              channel=channel)
+    console().print(f"wrote {escape(str(page.path))} ({page.requests} requests, {page.alerts} alert events, "
+                    f"{page.release_events} release events)")

@@ -205,3 +205,45 @@ def render_monitor_report(records: Sequence[TraceRecord], *, alerts: Sequence[di
     return ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>"
             + "\n".join(body) + "</body></html>")
+
+
+@dataclass
+class MonitorPage:
+    """What `write_monitor_page` wrote: the page and what it shows."""
+
+    path: Any  # pathlib.Path
+    requests: int
+    alerts: int
+    release_events: int
+
+
+def write_monitor_page(config: Any, store: Any, path: Any, since: float, *, traces: Any = None,
+                       channel: str | None = None) -> MonitorPage:
+    """The monitor page of a project (`rung monitor --report`, `rung demo`): its traces since
+    `since` (the gateway's store, or the JSONL file `traces`), the alert log's events and the
+    channels' promotions, rollbacks and rollout steps, written to `path`. `config` is a
+    RungConfig, `store` a ReleaseStore."""
+    from pathlib import Path
+
+    from rung.ops.monitor.notify import read_log
+    from rung.ops.rollout.state import ROLLOUT_KIND, iso_seconds
+    from rung.ops.tracesource import load_records
+
+    records = load_records(config, since=since, file=traces, channel=channel)
+    alerts = [a for a in (read_log(config.resolve(config.monitor.log)) if config.monitor.log else [])
+              if a.get("at", 0) >= since and (channel is None or str(a.get("channel", "")).split("@")[0] == channel)]
+    rollout_events = []
+    for e in store.events():
+        if e.kind in (ROLLOUT_KIND, "promote", "rollback") and (channel is None or e.channel.split("@")[0] == channel):
+            at_s = iso_seconds(e.at)
+            if at_s >= since:
+                rollout_events.append({"at": at_s, "channel": e.channel,
+                                       "action": e.flag if e.kind == ROLLOUT_KIND else e.kind,
+                                       "weight": e.value if e.kind == ROLLOUT_KIND else "100",
+                                       "reason": e.reason})
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(render_monitor_report(records, alerts=alerts, rollout_events=rollout_events,
+                                         bucket_minutes=config.monitor.bucket_minutes,
+                                         title=f"rung monitor: {config.project}"), encoding="utf-8")
+    return MonitorPage(out, len(records), len(alerts), len(rollout_events))
