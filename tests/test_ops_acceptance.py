@@ -160,7 +160,10 @@ def test_rollouts_and_latency_alert_on_the_example(tmp_path, stub, monkeypatch):
     cases = load_suite(cfg_path.parent / "cases" / "eval.jsonl").filter(ids=_subset()).cases
     for p in pipelines.values():  # warm (index, refusal gate): a cold first batch would be timed too
         p.answer_batch(cases[:2])
-    judge = JudgeConfig(min_requests=20, min_labelled=20)
+    # the stub's latency on shared CPU cores is scheduling noise: this test is about quality
+    # judgments; latency judging is tested on its own (tests/test_rollout_judge.py) and by the P95
+    # alert below
+    judge = JudgeConfig(min_requests=20, min_labelled=20, max_p50_ratio=5.0, max_p95_ratio=5.0)
 
     # ---- B (no refusal gate), shadow: rolled back by itself with the paired numbers
     t0 = time.monotonic()
@@ -169,7 +172,6 @@ def test_rollouts_and_latency_alert_on_the_example(tmp_path, stub, monkeypatch):
     # tolerances are wide so that the decision is about refusals, every request mirrored
     slow_ok = judge.model_copy(update={"max_p50_ratio": 50.0, "max_p95_ratio": 50.0})
     rcfg_b = RolloutConfig(mode="shadow", steps=[100], min_requests=20, min_minutes=0, judge=slow_ok)
-    rcfg = RolloutConfig(mode="shadow", steps=[50, 100], min_requests=20, min_minutes=0, judge=judge)
     r = start_rollout(st, "production", rel[UNGATED].id, rcfg_b)
     gw = Gateway(cfg, st, pipelines)
     gw.serve(cases, rel[GATED].id)
