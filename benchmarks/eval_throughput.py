@@ -12,8 +12,10 @@ generated tokens/s (the anchor: llama.cpp's single stream, 91 tok/s on this mode
 
     python benchmarks/eval_throughput.py [--cases 16] [--max-new-tokens 48] [--dtype float32]
 
-float32 makes batched and sequential greedy outputs identical (bf16 padding numerics can make
-them diverge after a few dozen tokens); --dtype auto measures the faster bf16 weights.
+--dtype auto (the default) is what rung uses: bf16 weights on CPUs with bf16 instructions,
+decoded batch-invariantly (rung.models.invariant), so batched and sequential greedy answers are
+the same text; --plain measures transformers' plain batched generate instead (faster in batch,
+but its answers depend on which requests share a batch).
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--cases", type=int, default=16)
     ap.add_argument("--max-new-tokens", type=int, default=48)
-    ap.add_argument("--dtype", default="float32", choices=["auto", "float32", "bfloat16"])
+    ap.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16"])
+    ap.add_argument("--plain", action="store_true", help="batch_invariant: false (transformers' plain generate)")
     ap.add_argument("--batch-size", type=int, default=8)
     args = ap.parse_args()
 
@@ -51,7 +54,8 @@ def main() -> None:
     (tmp / "cases.jsonl").write_text("".join(json.dumps(c) + "\n" for c in cases))
     cfg = RungConfig.model_validate({
         "project": "bench",
-        "models": {"default": {"dtype": args.dtype, "max_batch_size": args.batch_size}},
+        "models": {"default": {"dtype": args.dtype, "max_batch_size": args.batch_size,
+                               "batch_invariant": not args.plain}},
         "candidates": {"bare": {"generation": {"max_new_tokens": args.max_new_tokens}}},
         "suites": {"s": {"path": "cases.jsonl", "scorers": ["contains"]}},
         "paths": {"store": str(tmp / "rung.db"), "cache": str(tmp / "cache.db")},
@@ -65,7 +69,8 @@ def main() -> None:
     t0 = time.perf_counter()
     plain = build_pipeline(cfg, "bare", use_cache=False)
     plain.model.load()
-    print(f"model loaded in {time.perf_counter() - t0:.1f} s ({args.dtype}); {len(suite.cases)} cases, "
+    print(f"model loaded in {time.perf_counter() - t0:.1f} s ({plain.model.dtype}, "
+          f"{'plain' if args.plain else 'batch-invariant'}); {len(suite.cases)} cases, "
           f"greedy, max_new_tokens={args.max_new_tokens}")
     plain.answer_batch(suite.cases[:1])  # warm-up
 

@@ -28,6 +28,9 @@ class ModelConfig(_Strict):
     device: str = "auto"
     max_batch_size: int = Field(8, ge=1)
     threads: int | None = Field(None, ge=1)  # CPU threads for torch (None: torch's default, or RUNG_THREADS)
+    # CPU: an answer does not depend on which requests share its batch (rung.models.invariant);
+    # false: transformers' plain batched generate (faster in batch, answers vary with the batch)
+    batch_invariant: bool = True
     adapters: dict[str, str] = Field(default_factory=dict)
     # openai
     base_url: str | None = None
