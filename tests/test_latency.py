@@ -227,3 +227,18 @@ def test_rung_eval_prints_served_and_batched_latency(tmp_path: Path, stub) -> No
     assert r.returncode == 0, r.stdout + r.stderr
     assert "p95 latency ms, as served" in r.stdout and "p95 latency ms, batched" in r.stdout
     assert "requests/s, batched" in r.stdout
+
+
+def test_probe_skips_its_warm_up_when_the_model_is_loaded_and_batches_at_its_concurrency(tmp_path: Path) -> None:
+    from rung.config import CandidateConfig
+    from rung.evals.latency import probe_latency
+    from rung.pipeline.pipeline import Pipeline
+
+    model = _BatchClock(0.001)
+    pipeline = Pipeline("clock", CandidateConfig(model="m"), model)
+    probe_latency(pipeline, _cases(), n=4, concurrency=1)
+    assert model.batches == [1, 1, 1, 1, 1]  # not loaded (an endpoint, a stub): warm-up first
+    model.batches.clear()
+    model.loaded = True  # type: ignore[attr-defined]  # a local model that just answered the run
+    probe = probe_latency(pipeline, _cases(), n=8, concurrency=4)
+    assert model.batches == [4, 4] and probe.n == 8 and probe.concurrency == 4

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import time
+from typing import Annotated
+
+import typer
 from rich.table import Table
 
 from rung.cli._state import console
@@ -24,10 +28,29 @@ def _size(n: int) -> str:
 
 
 @app.command("models")
-def models() -> None:
+def models(
+    prepare: Annotated[bool, typer.Option(
+        "--prepare", help="Convert the embedded language model's GGUF file to its cached Hugging Face "
+        "folder now (once per install; `make install` does it), instead of on first use.")] = False,
+) -> None:
     """List the embedded models (and data sets) found in site-packages, offline."""
     from rung.models.embedded import catalog
 
+    if prepare:
+        from pathlib import Path
+
+        from rung.config import EMBEDDED_LLM
+        from rung.models.embedded import convert_gguf, is_converted, resolve_llm
+
+        gguf = Path(resolve_llm(EMBEDDED_LLM).source)
+        if is_converted(gguf):
+            console().print(f"{EMBEDDED_LLM}: ready (converted before)")
+        else:
+            t0 = time.perf_counter()
+            with console().status(f"{EMBEDDED_LLM}: converting {gguf.name} (once per install)"):
+                target = convert_gguf(gguf)
+            console().print(f"{EMBEDDED_LLM}: converted to {target} in {time.perf_counter() - t0:.0f} s")
+        return
     entries = catalog()
     table = Table(title="embedded models and data (offline, from PyPI packages)")
     table.add_column("name", no_wrap=True)

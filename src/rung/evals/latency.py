@@ -198,7 +198,8 @@ def uncached(pipeline: Pipeline) -> Pipeline:
 def probe_latency(pipeline: Pipeline, cases: Sequence[Case], *, n: int, concurrency: int = 1,
                   answers: dict[str, str] | None = None, warm_up: bool = True) -> LatencyProbe:
     """Answer `n` sampled cases (spread over their lengths) with the uncached pipeline,
-    `concurrency` at a time, and time each call. `answers` (case id -> the run's answer text)
+    `concurrency` at a time, and time each call; one untimed request first unless the model is
+    loaded already. `answers` (case id -> the run's answer text)
     counts how many probe answers equal the run's."""
     if concurrency < 1:
         from rung.errors import ConfigError
@@ -211,8 +212,10 @@ def probe_latency(pipeline: Pipeline, cases: Sequence[Case], *, n: int, concurre
     if not sample:
         return probe
     t_all = time.perf_counter()
-    if warm_up:
-        live.answer_batch([sample[0]])  # weights, embedder, refusal gate: not what a request waits for
+    if warm_up and not getattr(live.model, "loaded", False):
+        # weights, embedder, refusal gate: not what a request waits for (a model that is loaded
+        # has just answered the run: all of them are warm)
+        live.answer_batch([sample[0]])
     same = 0
     for start in range(0, len(sample), concurrency):
         chunk = list(sample[start:start + concurrency])
