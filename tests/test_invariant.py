@@ -40,7 +40,9 @@ def test_padding_groups_from_a_left_padded_mask():
     assert invariant.padding_groups(gap, 2) is None
 
 
-def test_rowwise_attention_equals_masked_attention():
+@pytest.mark.parametrize("long", [512, 4])  # 4: rows beyond it take the model-dtype scores branch
+def test_rowwise_attention_equals_masked_attention(long, monkeypatch):
+    monkeypatch.setattr(invariant, "LONG", long)
     torch.manual_seed(0)
     q, k, v = torch.randn(3, 4, 1, 8), torch.randn(3, 2, 7, 8), torch.randn(3, 2, 7, 8)
     mask = torch.ones(3, 1, 1, 7, dtype=torch.bool)
