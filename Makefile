@@ -22,7 +22,7 @@ TORCH         := torch==2.13.0+cpu
 STAMP  := $(VENV)/.stamp-install
 LATEST := $(or $(TMPDIR),/tmp)/rung-latest-venv
 EXAMPLE ?= examples/support-desk
-SAMPLE  ?= 40
+SAMPLE  ?= 32
 
 .PHONY: demo test test-fast test-latest lock install lint bench chromium postgresql clean
 
