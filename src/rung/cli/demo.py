@@ -15,7 +15,7 @@ def demo(
     project: Path = typer.Argument(Path("examples/support-desk"), help="Example project folder (with rung.yaml)."),
     stage: str = typer.Option(None, "--stage", help="Run one stage alone: ladder, release, serve, rollout or "
                               "monitor (it reads what the earlier stages stored)."),
-    sample: int = typer.Option(40, "--sample", min=1, help="Evaluate a fixed sample of N cases, "
+    sample: int = typer.Option(32, "--sample", min=1, help="Evaluate a fixed sample of N cases, "
                                "spread over the suite's tags (the same cases every time)."),
     all_cases: bool = typer.Option(False, "--all", help="Evaluate every case (slow on a CPU)."),
     train: bool = typer.Option(False, "--train", help="Let the ladder train a LoRA adapter if it must "

@@ -10,7 +10,7 @@
              rolled back or promoted, with the paired numbers
     monitor  the alert rules once over the traces, the monitor page; where the reports are
 
-    for result in run_demo(config, DemoOptions(sample=40)):    # each stage's StageResult
+    for result in run_demo(config, DemoOptions(sample=32)):    # each stage's StageResult
         print(result.stage, result.summary)
     run_stage(config, "serve")                                 # one stage alone
 

@@ -35,7 +35,7 @@ TENANTS = ("acme", "globex")
 class DemoOptions:
     """What `rung demo` was asked for."""
 
-    sample: int | None = 40  # the ladder's fixed sample of cases (None: every case)
+    sample: int | None = 32  # the ladder's fixed sample of cases (None: every case)
     train: bool = False  # let the ladder train a LoRA adapter
     fresh: bool = False  # serve and rollout replay even when nothing changed
     out: Path | None = None  # report folder (default: paths.reports)
