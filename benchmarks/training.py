@@ -202,14 +202,14 @@ def main() -> None:
     from transformers import AutoTokenizer
     from transformers.utils import logging as hf_logging
 
+    from rung.models.device import cpu_has_bf16
     from rung.models.embedded import resolve_llm
-    from rung.models.local import cpu_has_bf16
     from rung.tune.train import collate
 
     hf_logging.set_verbosity_error()
     for name in ("accelerate", "peft", "trl"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    from rung.models.local import env_threads
+    from rung.models.device import env_threads
 
     if (threads := env_threads()) is not None:
         torch.set_num_threads(threads)

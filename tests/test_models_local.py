@@ -18,7 +18,8 @@ from rung.config import ModelConfig
 from rung.errors import AdapterError, ModelNotFoundError
 from rung.models.adapters import base_name_differs, read_adapter
 from rung.models.base import GenerationParams, GenRequest, Model
-from rung.models.local import LocalModel, choose_dtype, plan_batches
+from rung.models.device import choose_dtype
+from rung.models.local import LocalModel, plan_batches
 
 EMBEDDED = "embedded:smollm2-135m-instruct"
 QUESTIONS = [

@@ -25,7 +25,6 @@ batch, so a sampled answer depends on which requests share its batch.
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -37,9 +36,8 @@ from rung.core import Message
 from rung.errors import AdapterError, ModelError, ModelNotFoundError
 from rung.models import invariant
 from rung.models.base import Completion, GenRequest, ProgressCallback
+from rung.models.device import choose_device, choose_dtype, env_threads
 from rung.models.embedded import ResolvedModel, quiet_loading, resolve_llm
-
-_DTYPES = ("float32", "bfloat16", "float16")
 
 
 def plan_batches(requests: Sequence[GenRequest], lengths: Sequence[int], max_batch_size: int) -> list[list[int]]:
@@ -55,54 +53,9 @@ def plan_batches(requests: Sequence[GenRequest], lengths: Sequence[int], max_bat
     return batches
 
 
-def cpu_has_bf16() -> bool:
-    """Whether this CPU has native bfloat16 instructions (Linux: from /proc/cpuinfo flags)."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return bool(flags & {"avx512_bf16", "amx_bf16"})
-    except OSError:
-        pass
-    return False
-
-
-def choose_device(device: str) -> str:
-    """"auto" -> "cuda" when torch sees a GPU, else "cpu"; an explicit device is checked."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ModelError(f"device {device!r}: torch {torch.__version__} sees no CUDA GPU; use device: cpu or auto")
-    return device
-
-
-def choose_dtype(dtype: str, device: str) -> str:
-    """The weights' dtype name for a config dtype ("auto" or a name) on `device`."""
-    if dtype != "auto":
-        if dtype not in _DTYPES:
-            raise ModelError(f"dtype {dtype!r}: expected auto, {', '.join(_DTYPES)}")
-        return dtype
-    if device.startswith("cuda"):
-        import torch
-
-        return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
-    if device == "cpu" and cpu_has_bf16():
-        return "bfloat16"
-    return "float32"
-
-
 def _first_line(e: BaseException) -> str:
     text = str(e).strip().splitlines()
     return text[0] if text else type(e).__name__
-
-
-def env_threads() -> int | None:
-    """RUNG_THREADS as a positive int (the torch CPU threads to use), else None."""
-    value = os.environ.get("RUNG_THREADS", "")
-    return int(value) if value.isdigit() and int(value) > 0 else None
 
 
 def _prepare_tokenizer(tok: Any, model_id: str) -> None:
@@ -138,6 +91,7 @@ class LocalModel:
         # model's layers allow it
         self.batch_invariant = batch_invariant
         self._invariant = False
+        self._cache_name = "past_key_values"  # the base model's name for the KV cache argument
         self._model: Any = None
         self._tok: Any = None
         self._stack: Any = None
@@ -245,6 +199,7 @@ class LocalModel:
             invariant.register()
             model.set_attn_implementation(invariant.ATTN_NAME)
             self._invariant = True
+            self._cache_name = invariant.cache_argument(model)
         _prepare_tokenizer(tok, self.model_id)
         stack = AdapterStack(model, self.model_id, device)
         for name, path in self._adapter_paths.items():
@@ -383,10 +338,9 @@ class LocalModel:
             torch.manual_seed(params.seed)
             with self._stack.use(req.adapter) as module, torch.inference_mode(), quiet_loading():
                 if invariant_path:
-                    name = invariant.cache_argument(self._model)
-                    cache = invariant.prefill(module, rows, str(self.device), name)
+                    cache = invariant.prefill(module, rows, str(self.device), self._cache_name)
                     if cache is not None:
-                        kwargs[name] = cache
+                        kwargs[self._cache_name] = cache
                 out = module.generate(**enc, **kwargs)
         except RuntimeError as e:
             msg = f"generation failed: {_first_line(e)}"

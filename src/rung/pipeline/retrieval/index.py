@@ -86,7 +86,7 @@ def embedder_id(spec: str, root: Path | None = None) -> str:
             pats = ("*.safetensors", "*.bin", "config.json", "tokenizer.json", "modules.json",
                     "sentence_bert_config.json")
             files = sorted({f for pat in pats for f in path.glob(pat) if f.is_file()})
-        from rung.models.local import cpu_has_bf16
+        from rung.models.device import cpu_has_bf16
 
         precision = "bf16" if cpu_has_bf16() else "fp32"  # embeddings are computed on the CPU
         _EMBEDDER_IDS[key] = (f"{spec}@{hash_files(files)[:16]}" if files else spec) + f"/{precision}"
@@ -118,7 +118,7 @@ def _dim(model: Any) -> int:
 def _bf16(model: Any) -> bool:
     """Embed in bfloat16 (autocast) on CPUs with native bf16: twice as fast here, cosine to the
     float32 vectors >= 0.99997 (measured on 600 fitz-gov chunks)."""
-    from rung.models.local import cpu_has_bf16
+    from rung.models.device import cpu_has_bf16
 
     return str(getattr(model, "device", "cpu")).startswith("cpu") and cpu_has_bf16()
 

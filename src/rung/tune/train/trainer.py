@@ -77,7 +77,7 @@ def _mixed_precision(job: TuneJob, device: str) -> str | None:
     if job.train.bf16 == "on":
         return "bf16"
     if device == "cpu":
-        from rung.models.local import cpu_has_bf16
+        from rung.models.device import cpu_has_bf16
 
         return "bf16" if cpu_has_bf16() else "no"
     import torch
@@ -96,7 +96,7 @@ def _fresh_accelerate_state() -> None:
 
 
 def _set_threads() -> None:
-    from rung.models.local import env_threads
+    from rung.models.device import env_threads
 
     if (n := env_threads()) is not None:
         import torch
