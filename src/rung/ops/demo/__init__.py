@@ -55,12 +55,15 @@ def check_stage(name: str) -> str:
 def run_stage(config: RungConfig, name: str, options: DemoOptions | None = None,
               events: DemoEvents | None = None, state: DemoState | None = None) -> StageResult:
     """Run one stage on `config` (it reads what the earlier stages stored)."""
-    from rung.ops.demo.stages import RUNNERS
+    from rung.ops.demo.live import stage_monitor, stage_rollout
+    from rung.ops.demo.stages import stage_ladder, stage_release, stage_serve
 
+    runners = {"ladder": stage_ladder, "release": stage_release, "serve": stage_serve,
+               "rollout": stage_rollout, "monitor": stage_monitor}
     check_stage(name)
     state = state if state is not None else DemoState.for_config(config)
     t0 = time.perf_counter()
-    result = RUNNERS[name](config, state, options or DemoOptions(), events or DemoEvents())
+    result = runners[name](config, state, options or DemoOptions(), events or DemoEvents())
     result.seconds = time.perf_counter() - t0
     return result
 
